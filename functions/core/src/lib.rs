@@ -1,0 +1,8 @@
+//! slipway's domain: names and ids, deployments and their lifecycle, the ports the pipeline
+//! runs against, and the pipeline's step handlers. Nothing here knows about AWS.
+
+pub mod api_types;
+pub mod model;
+pub mod names;
+pub mod ports;
+pub mod routing;

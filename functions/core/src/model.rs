@@ -1,0 +1,197 @@
+//! Sites and deployments as the state store keeps them.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::names::{DeploymentId, SiteName};
+
+/// Where a deployment's lifecycle stands. Each move is a conditional write in the state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentStatus {
+    Queued,
+    Building,
+    Publishing,
+    Live,
+    Superseded,
+    Failed,
+    RolledBack,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [DeploymentStatus; 7] = [
+        Self::Queued,
+        Self::Building,
+        Self::Publishing,
+        Self::Live,
+        Self::Superseded,
+        Self::Failed,
+        Self::RolledBack,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Building => "building",
+            Self::Publishing => "publishing",
+            Self::Live => "live",
+            Self::Superseded => "superseded",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled-back",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// The pipeline has finished with this deployment (it may still move by rollback).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Live | Self::Superseded | Self::Failed | Self::RolledBack
+        )
+    }
+
+    /// Still inside the pipeline.
+    pub fn is_in_flight(self) -> bool {
+        !self.is_terminal()
+    }
+
+    /// Its files are published and complete, so the edge may route to it.
+    pub fn is_servable(self) -> bool {
+        matches!(self, Self::Live | Self::Superseded | Self::RolledBack)
+    }
+
+    /// The moves the lifecycle allows. Publishing may be re-entered because Publish is retried.
+    pub fn can_move_to(self, next: Self) -> bool {
+        use DeploymentStatus::*;
+        match (self, next) {
+            (Queued, Building) | (Building, Publishing) | (Publishing, Publishing) => true,
+            // Activate: the new live one, or a slower deploy that lost to a newer one.
+            (Publishing, Live) | (Publishing, Superseded) => true,
+            // Activate of a newer deployment, or a rollback away from this one.
+            (Live, Superseded) | (Live, RolledBack) => true,
+            // Rollback (or roll forward) to an already published deployment.
+            (Superseded, Live) | (RolledBack, Live) => true,
+            (from, Failed) => from.is_in_flight(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error a failed deployment records: the stable error name the state machine saw,
+/// and a cause a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedError {
+    pub name: String,
+    pub cause: String,
+}
+
+/// Where a deployment's source zip lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLocation {
+    pub bucket: crate::ports::Bucket,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub site: SiteName,
+    pub status: DeploymentStatus,
+    /// `production` for now; previews add their own targets.
+    pub target: String,
+    pub source: ObjectLocation,
+    /// The caller said the source is already built output.
+    pub prebuilt: bool,
+    /// Prepare decided the source needs a build.
+    pub built: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When it last became live; rollback goes to the most recently activated one.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub activated_at: Option<OffsetDateTime>,
+    pub error: Option<RecordedError>,
+    pub file_count: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+pub const PRODUCTION_TARGET: &str = "production";
+
+/// How the edge treats a site's paths. Stored with the site and copied next to the
+/// version in the key-value store at each activation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingFlags {
+    /// Extensionless paths that match no file fall back to `/index.html`.
+    pub spa: bool,
+    /// `/about` serves `/about.html` (or `/about/index.html`).
+    pub clean_urls: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub name: SiteName,
+    #[serde(flatten)]
+    pub routing: RoutingFlags,
+    /// How many finished deployments Prune keeps.
+    pub retain: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub live_deployment: Option<DeploymentId>,
+}
+
+impl Site {
+    pub const DEFAULT_RETAIN: u32 = 10;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeploymentStatus::*;
+    use super::*;
+
+    #[test]
+    fn pipeline_moves_forward_only() {
+        assert!(Queued.can_move_to(Building));
+        assert!(Building.can_move_to(Publishing));
+        assert!(Publishing.can_move_to(Live));
+        assert!(!Queued.can_move_to(Live));
+        assert!(!Live.can_move_to(Building));
+        assert!(!Failed.can_move_to(Live));
+        assert!(!Superseded.can_move_to(Publishing));
+    }
+
+    #[test]
+    fn only_in_flight_deployments_can_fail() {
+        for s in [Queued, Building, Publishing] {
+            assert!(s.can_move_to(Failed));
+        }
+        for s in [Live, Superseded, Failed, RolledBack] {
+            assert!(!s.can_move_to(Failed), "{s} must not fail");
+        }
+    }
+
+    #[test]
+    fn rollback_moves_between_published_deployments() {
+        assert!(Live.can_move_to(RolledBack));
+        assert!(Superseded.can_move_to(Live));
+        assert!(RolledBack.can_move_to(Live));
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in DeploymentStatus::ALL {
+            assert_eq!(DeploymentStatus::parse(s.as_str()), Some(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The ports: what the pipeline needs from the outside world. `slipway-local` implements them
+//! on SQLite and the filesystem; `slipway-aws` implements them on S3, DynamoDB, CloudFront
+//! KeyValueStore, Step Functions and CodeBuild.
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use crate::model::{Deployment, DeploymentStatus, RecordedError, Site};
+use crate::names::{DeploymentId, SiteName};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The three buckets of the storage layout. Adapters map each to a real bucket name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// `sites/{site}/*.zip` and `uploads/{site}/{id}.zip`.
+    Source,
+    /// `builds/{site}/{deployment}/output.zip`.
+    Artifacts,
+    /// `{site}/{deployment}/{path}`: what the edge serves.
+    Hosting,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 3] = [Bucket::Source, Bucket::Artifacts, Bucket::Hosting];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Source => "source",
+            Bucket::Artifacts => "artifacts",
+            Bucket::Hosting => "hosting",
+        }
+    }
+}
+
+/// Headers stored with an object and served with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub content_type: String,
+    pub cache_control: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub meta: ObjectMeta,
+}
+
+/// An object's bytes: whole, for small files, or as a bounded stream of chunks of known
+/// total length, so large files never sit in memory (multipart uploads on S3).
+pub enum ObjectBody {
+    Bytes(Bytes),
+    Stream {
+        len: u64,
+        chunks: mpsc::Receiver<std::io::Result<Bytes>>,
+    },
+}
+
+impl ObjectBody {
+    pub fn len(&self) -> u64 {
+        match self {
+            ObjectBody::Bytes(b) => b.len() as u64,
+            ObjectBody::Stream { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectStoreError {
+    #[error("no object {key:?} in the {bucket:?} bucket")]
+    NotFound { bucket: Bucket, key: String },
+    #[error("invalid object key {0:?}")]
+    InvalidKey(String),
+    #[error("the body ended after {actual} of {expected} bytes")]
+    ShortBody { expected: u64, actual: u64 },
+    #[error("object store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    async fn put(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        body: ObjectBody,
+        meta: &ObjectMeta,
+    ) -> Result<ObjectInfo, ObjectStoreError>;
+
+    async fn head(&self, bucket: Bucket, key: &str) -> Result<Option<ObjectInfo>, ObjectStoreError>;
+
+    /// The bytes in `range` (end exclusive, clamped to the object's size).
+    async fn get_range(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes, ObjectStoreError>;
+
+    /// The whole object as a stream, or None when it does not exist.
+    async fn get(
+        &self,
+        bucket: Bucket,
+        key: &str,
+    ) -> Result<Option<(ObjectInfo, ObjectBody)>, ObjectStoreError>;
+
+    /// Every object under `prefix`, in key order.
+    async fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectStoreError>;
+
+    /// Deletes these keys (missing ones are fine) and returns how many requests it took.
+    async fn delete_many(&self, bucket: Bucket, keys: &[String]) -> Result<u64, ObjectStoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("site {0} already exists")]
+    SiteExists(SiteName),
+    #[error("no site named {0}")]
+    SiteNotFound(SiteName),
+    #[error("no deployment {0}")]
+    DeploymentNotFound(DeploymentId),
+    #[error("deployment {id} is {from}; it cannot become {to}")]
+    InvalidTransition {
+        id: DeploymentId,
+        from: DeploymentStatus,
+        to: DeploymentStatus,
+    },
+    #[error("state store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Fields a status transition may set alongside the new status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentPatch {
+    pub built: Option<bool>,
+    pub error: Option<RecordedError>,
+    pub file_count: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// What Activate's transaction decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivateOutcome {
+    /// This deployment is now live; `previous` (if any) is superseded.
+    Activated { previous: Option<DeploymentId> },
+    /// It was already live (Activate re-ran after a crash).
+    AlreadyLive,
+    /// A newer deployment of the same target is live; this one is superseded and never served.
+    Superseded { newer: DeploymentId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub line: String,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn create_site(&self, site: &Site) -> Result<(), StateError>;
+    async fn get_site(&self, name: &SiteName) -> Result<Site, StateError>;
+    async fn list_sites(&self) -> Result<Vec<Site>, StateError>;
+
+    async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError>;
+    async fn get_deployment(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+    ) -> Result<Deployment, StateError>;
+    /// Looks a deployment up by its id alone.
+    async fn find_deployment(&self, id: &DeploymentId) -> Result<Deployment, StateError>;
+    /// Newest first.
+    async fn list_deployments(&self, site: &SiteName) -> Result<Vec<Deployment>, StateError>;
+
+    /// Moves a deployment to `to`, only if [`DeploymentStatus::can_move_to`] allows it from
+    /// its current status (a conditional write).
+    async fn transition(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+        to: DeploymentStatus,
+        patch: DeploymentPatch,
+    ) -> Result<Deployment, StateError>;
+
+    /// In one transaction: make `id` live and supersede the previous live deployment,
+    /// unless a newer deployment of the same target is already live.
+    async fn activate(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+        now: OffsetDateTime,
+    ) -> Result<ActivateOutcome, StateError>;
+
+    /// In one transaction: the live deployment becomes rolled-back and `to` becomes live.
+    async fn roll_back(
+        &self,
+        site: &SiteName,
+        to: &DeploymentId,
+        now: OffsetDateTime,
+    ) -> Result<Deployment, StateError>;
+
+    async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId) -> Result<(), StateError>;
+
+    async fn append_log(&self, id: &DeploymentId, lines: &[String]) -> Result<(), StateError>;
+    /// Log lines with `seq > after`, oldest first.
+    async fn read_log(&self, id: &DeploymentId, after: u64) -> Result<Vec<LogLine>, StateError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvsError {
+    #[error("value for {key:?} is {len} bytes; the limit is 1024")]
+    ValueTooLarge { key: String, len: usize },
+    #[error("key-value store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// The edge's routing table: host name → `{site}/{deployment}` plus flags.
+#[async_trait]
+pub trait KeyValueStore: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<String>, KvsError>;
+    async fn put(&self, key: &str, value: &str) -> Result<(), KvsError>;
+    async fn delete(&self, key: &str) -> Result<(), KvsError>;
+}
+
+/// What starts a deploy: the execution input of `deploy-site`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub site: SiteName,
+    pub deployment_id: DeploymentId,
+    pub source: crate::model::ObjectLocation,
+    pub prebuilt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started,
+    /// An execution with this name exists: a repeated event, not an error.
+    AlreadyStarted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("workflow unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait WorkflowStarter: Send + Sync {
+    /// Starts `deploy-site` under a deterministic name derived from the source.
+    async fn start(
+        &self,
+        execution_name: &str,
+        request: &DeployRequest,
+    ) -> Result<StartOutcome, WorkflowError>;
+}
+
+/// One build, in the shape CodeBuild's StartBuild overrides take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    pub source: crate::model::ObjectLocation,
+    /// The buildspec YAML (see [`crate::build_plan::BuildPlan::buildspec_yaml`]).
+    pub buildspec: String,
+    /// Where the packed output directory goes.
+    pub artifact: crate::model::ObjectLocation,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildReport {
+    pub build_id: String,
+    pub file_count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the source could not be unpacked: {0}")]
+    Source(String),
+    #[error("invalid buildspec: {0}")]
+    Buildspec(String),
+    #[error("phase {phase} failed: command `{command}` exited with {status}")]
+    CommandFailed {
+        phase: String,
+        command: String,
+        status: String,
+    },
+    #[error("the build produced no output directory {0:?}")]
+    NoOutput(String),
+    #[error("build infrastructure failed: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+impl BuildError {
+    /// The CodeBuild phase the failure belongs to, as `BatchGetBuilds` reports it.
+    pub fn phase(&self) -> &str {
+        match self {
+            BuildError::Source(_) => "DOWNLOAD_SOURCE",
+            BuildError::Buildspec(_) => "INSTALL",
+            BuildError::CommandFailed { phase, .. } => phase,
+            BuildError::NoOutput(_) => "UPLOAD_ARTIFACTS",
+            BuildError::Unavailable(_) => "PROVISIONING",
+        }
+    }
+}
+
+/// Runs a buildspec against a source zip and packs the output: CodeBuild, or the local builder.
+#[async_trait]
+pub trait Builder: Send + Sync {
+    async fn run(&self, request: BuildRequest) -> Result<BuildReport, BuildError>;
+}
