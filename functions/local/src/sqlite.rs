@@ -1,0 +1,714 @@
+//! The embedded state store: SQLite in WAL mode under the state directory.
+//! It stands in for DynamoDB (sites, deployments, build logs), the KeyValueStore data plane
+//! (the edge's routing table) and Step Functions' execution records.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use slipway_core::model::{Deployment, DeploymentStatus, Site};
+use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::ports::{
+    ActivateOutcome, DeploymentPatch, KeyValueStore, KvsError, LogLine, StateError, StateStore,
+};
+use time::OffsetDateTime;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sites (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL REFERENCES sites(name),
+    status TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deployments_by_site ON deployments(site, id);
+CREATE TABLE IF NOT EXISTS deployment_logs (
+    deployment_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, seq)
+);
+CREATE TABLE IF NOT EXISTS kvs (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    name TEXT PRIMARY KEY,
+    input TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    cause TEXT,
+    started_at TEXT NOT NULL,
+    stopped_at TEXT
+);
+";
+
+/// The KVS value limit CloudFront enforces.
+const MAX_KVS_VALUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the state database {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// An execution as the local workflow records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionRecord {
+    pub name: String,
+    pub input: String,
+    pub status: String,
+}
+
+#[derive(Clone)]
+pub struct SqliteState {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StateError {
+    StateError::Unavailable(Box::new(e))
+}
+
+fn now_text() -> String {
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StateError> {
+    serde_json::from_str(body).map_err(unavailable)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(unavailable)
+}
+
+fn load_site(conn: &Connection, name: &SiteName) -> Result<Site, StateError> {
+    let body: Option<String> = conn
+        .query_row("SELECT body FROM sites WHERE name = ?1", [name.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    decode(&body.ok_or_else(|| StateError::SiteNotFound(name.clone()))?)
+}
+
+fn save_site(conn: &Connection, site: &Site) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE sites SET body = ?2 WHERE name = ?1",
+        params![site.name.as_str(), encode(site)?],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn load_deployment(conn: &Connection, id: &DeploymentId) -> Result<Deployment, StateError> {
+    let body: Option<String> = conn
+        .query_row("SELECT body FROM deployments WHERE id = ?1", [id.to_string()], |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    decode(&body.ok_or(StateError::DeploymentNotFound(*id))?)
+}
+
+fn load_site_deployment(
+    conn: &Connection,
+    site: &SiteName,
+    id: &DeploymentId,
+) -> Result<Deployment, StateError> {
+    load_site(conn, site)?;
+    let deployment = load_deployment(conn, id)?;
+    if &deployment.site != site {
+        return Err(StateError::DeploymentNotFound(*id));
+    }
+    Ok(deployment)
+}
+
+fn save_deployment(conn: &Connection, deployment: &Deployment) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE deployments SET status = ?2, body = ?3 WHERE id = ?1",
+        params![
+            deployment.id.to_string(),
+            deployment.status.as_str(),
+            encode(deployment)?
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Applies a status move if the lifecycle allows it from the current status.
+fn move_status(
+    deployment: &mut Deployment,
+    to: DeploymentStatus,
+    now: OffsetDateTime,
+) -> Result<(), StateError> {
+    if !deployment.status.can_move_to(to) {
+        return Err(StateError::InvalidTransition {
+            id: deployment.id,
+            from: deployment.status,
+            to,
+        });
+    }
+    deployment.status = to;
+    deployment.updated_at = now;
+    if to == DeploymentStatus::Live {
+        deployment.activated_at = Some(now);
+    }
+    Ok(())
+}
+
+impl SqliteState {
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let wrap = |source| OpenError::Sqlite { path: path.display().to_string(), source };
+        let conn = Connection::open(path).map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
+        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection off the async runtime's workers.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StateError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Records a new execution; false when one with this name exists already.
+    pub async fn insert_execution(&self, name: &str, input: &str) -> Result<bool, StateError> {
+        let (name, input) = (name.to_owned(), input.to_owned());
+        self.with_conn(move |conn| {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO executions (name, input, status, started_at) VALUES (?1, ?2, 'RUNNING', ?3)",
+                    params![name, input, now_text()],
+                )
+                .map_err(unavailable)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    pub async fn finish_execution(
+        &self,
+        name: &str,
+        status: &str,
+        error: Option<(String, String)>,
+    ) -> Result<(), StateError> {
+        let (name, status) = (name.to_owned(), status.to_owned());
+        self.with_conn(move |conn| {
+            let (error, cause) = error.unzip();
+            conn.execute(
+                "UPDATE executions SET status = ?2, error = ?3, cause = ?4, stopped_at = ?5 WHERE name = ?1",
+                params![name, status, error, cause, now_text()],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Executions that were running when the process stopped.
+    pub async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StateError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT name, input, status FROM executions WHERE status = 'RUNNING' ORDER BY started_at")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ExecutionRecord { name: r.get(0)?, input: r.get(1)?, status: r.get(2)? })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StateStore for SqliteState {
+    async fn create_site(&self, site: &Site) -> Result<(), StateError> {
+        let site = site.clone();
+        self.with_conn(move |conn| {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO sites (name, body) VALUES (?1, ?2)",
+                    params![site.name.as_str(), encode(&site)?],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Err(StateError::SiteExists(site.name));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_site(&self, name: &SiteName) -> Result<Site, StateError> {
+        let name = name.clone();
+        self.with_conn(move |conn| load_site(conn, &name)).await
+    }
+
+    async fn list_sites(&self) -> Result<Vec<Site>, StateError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare("SELECT body FROM sites ORDER BY name").map_err(unavailable)?;
+            let bodies = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            bodies.iter().map(|b| decode(b)).collect()
+        })
+        .await
+    }
+
+    async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError> {
+        let deployment = deployment.clone();
+        self.with_conn(move |conn| {
+            load_site(conn, &deployment.site)?;
+            conn.execute(
+                "INSERT INTO deployments (id, site, status, body) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    deployment.id.to_string(),
+                    deployment.site.as_str(),
+                    deployment.status.as_str(),
+                    encode(&deployment)?
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_deployment(&self, site: &SiteName, id: &DeploymentId) -> Result<Deployment, StateError> {
+        let (site, id) = (site.clone(), *id);
+        self.with_conn(move |conn| load_site_deployment(conn, &site, &id)).await
+    }
+
+    async fn find_deployment(&self, id: &DeploymentId) -> Result<Deployment, StateError> {
+        let id = *id;
+        self.with_conn(move |conn| load_deployment(conn, &id)).await
+    }
+
+    async fn list_deployments(&self, site: &SiteName) -> Result<Vec<Deployment>, StateError> {
+        let site = site.clone();
+        self.with_conn(move |conn| {
+            load_site(conn, &site)?;
+            let mut stmt = conn
+                .prepare("SELECT body FROM deployments WHERE site = ?1 ORDER BY id DESC")
+                .map_err(unavailable)?;
+            let bodies = stmt
+                .query_map([site.as_str()], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            bodies.iter().map(|b| decode(b)).collect()
+        })
+        .await
+    }
+
+    async fn transition(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+        to: DeploymentStatus,
+        patch: DeploymentPatch,
+    ) -> Result<Deployment, StateError> {
+        let (site, id) = (site.clone(), *id);
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut deployment = load_site_deployment(&tx, &site, &id)?;
+            move_status(&mut deployment, to, OffsetDateTime::now_utc())?;
+            let DeploymentPatch { built, error, file_count, bytes } = patch;
+            if let Some(built) = built {
+                deployment.built = built;
+            }
+            if error.is_some() {
+                deployment.error = error;
+            }
+            if file_count.is_some() {
+                deployment.file_count = file_count;
+            }
+            if bytes.is_some() {
+                deployment.bytes = bytes;
+            }
+            save_deployment(&tx, &deployment)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(deployment)
+        })
+        .await
+    }
+
+    async fn activate(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+        now: OffsetDateTime,
+    ) -> Result<ActivateOutcome, StateError> {
+        let (site_name, id) = (site.clone(), *id);
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut site = load_site(&tx, &site_name)?;
+            let mut deployment = load_site_deployment(&tx, &site_name, &id)?;
+            if deployment.status == DeploymentStatus::Live {
+                return Ok(ActivateOutcome::AlreadyLive);
+            }
+            let previous = match site.live_deployment {
+                Some(live_id) if live_id != id => Some(load_deployment(&tx, &live_id)?),
+                _ => None,
+            };
+            // A newer deployment of the same target won already: never move backwards.
+            if let Some(newer) = previous.as_ref().filter(|p| {
+                p.id > id && p.target == deployment.target && p.status == DeploymentStatus::Live
+            }) {
+                let newer = newer.id;
+                move_status(&mut deployment, DeploymentStatus::Superseded, now)?;
+                save_deployment(&tx, &deployment)?;
+                tx.commit().map_err(unavailable)?;
+                return Ok(ActivateOutcome::Superseded { newer });
+            }
+            move_status(&mut deployment, DeploymentStatus::Live, now)?;
+            save_deployment(&tx, &deployment)?;
+            let previous_id = match previous {
+                Some(mut previous) if previous.status == DeploymentStatus::Live => {
+                    move_status(&mut previous, DeploymentStatus::Superseded, now)?;
+                    save_deployment(&tx, &previous)?;
+                    Some(previous.id)
+                }
+                _ => None,
+            };
+            site.live_deployment = Some(id);
+            save_site(&tx, &site)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(ActivateOutcome::Activated { previous: previous_id })
+        })
+        .await
+    }
+
+    async fn roll_back(
+        &self,
+        site: &SiteName,
+        to: &DeploymentId,
+        now: OffsetDateTime,
+    ) -> Result<Deployment, StateError> {
+        let (site_name, to) = (site.clone(), *to);
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut site = load_site(&tx, &site_name)?;
+            let mut target = load_site_deployment(&tx, &site_name, &to)?;
+            move_status(&mut target, DeploymentStatus::Live, now)?;
+            if let Some(live_id) = site.live_deployment.filter(|live| live != &to) {
+                let mut live = load_deployment(&tx, &live_id)?;
+                if live.status == DeploymentStatus::Live {
+                    move_status(&mut live, DeploymentStatus::RolledBack, now)?;
+                    save_deployment(&tx, &live)?;
+                }
+            }
+            save_deployment(&tx, &target)?;
+            site.live_deployment = Some(to);
+            save_site(&tx, &site)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(target)
+        })
+        .await
+    }
+
+    async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId) -> Result<(), StateError> {
+        let (site, id) = (site.clone(), *id);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            load_site_deployment(&tx, &site, &id)?;
+            tx.execute("DELETE FROM deployment_logs WHERE deployment_id = ?1", [id.to_string()])
+                .map_err(unavailable)?;
+            tx.execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_log(&self, id: &DeploymentId, lines: &[String]) -> Result<(), StateError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let (id, lines) = (id.to_string(), lines.to_vec());
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let last: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            let at = now_text();
+            for (offset, line) in lines.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO deployment_logs (deployment_id, seq, at, line) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, last + 1 + offset as i64, at, line],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_log(&self, id: &DeploymentId, after: u64) -> Result<Vec<LogLine>, StateError> {
+        let id = id.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT seq, at, line FROM deployment_logs WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![id, i64::try_from(after).unwrap_or(i64::MAX)], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            rows.into_iter()
+                .map(|(seq, at, line)| {
+                    let at = OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                        .map_err(unavailable)?;
+                    Ok(LogLine { seq: seq.unsigned_abs(), at, line })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+fn kvs_unavailable(e: StateError) -> KvsError {
+    KvsError::Unavailable(Box::new(e))
+}
+
+#[async_trait]
+impl KeyValueStore for SqliteState {
+    async fn get(&self, key: &str) -> Result<Option<String>, KvsError> {
+        let key = key.to_owned();
+        self.with_conn(move |conn| {
+            conn.query_row("SELECT value FROM kvs WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)
+        })
+        .await
+        .map_err(kvs_unavailable)
+    }
+
+    async fn put(&self, key: &str, value: &str) -> Result<(), KvsError> {
+        if value.len() > MAX_KVS_VALUE {
+            return Err(KvsError::ValueTooLarge { key: key.to_owned(), len: value.len() });
+        }
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO kvs (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+        .map_err(kvs_unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvsError> {
+        let key = key.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM kvs WHERE key = ?1", [key]).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+        .map_err(kvs_unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_core::model::{ObjectLocation, RoutingFlags, PRODUCTION_TARGET};
+    use slipway_core::ports::Bucket;
+
+    fn site(name: &str) -> Site {
+        Site {
+            name: SiteName::parse(name).unwrap(),
+            routing: RoutingFlags::default(),
+            retain: 10,
+            created_at: OffsetDateTime::now_utc(),
+            live_deployment: None,
+        }
+    }
+
+    fn deployment(site: &str) -> Deployment {
+        let now = OffsetDateTime::now_utc();
+        let id = DeploymentId::generate();
+        Deployment {
+            id,
+            site: SiteName::parse(site).unwrap(),
+            status: DeploymentStatus::Queued,
+            target: PRODUCTION_TARGET.into(),
+            source: ObjectLocation { bucket: Bucket::Source, key: format!("uploads/{site}/{id}.zip") },
+            prebuilt: false,
+            built: false,
+            created_at: now,
+            updated_at: now,
+            activated_at: None,
+            error: None,
+            file_count: None,
+            bytes: None,
+        }
+    }
+
+    async fn publish(store: &SqliteState, d: &Deployment) {
+        for to in [DeploymentStatus::Building, DeploymentStatus::Publishing] {
+            store.transition(&d.site, &d.id, to, DeploymentPatch::default()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn sites_are_unique_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteState::open(&path).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        assert!(matches!(store.create_site(&site("docs")).await, Err(StateError::SiteExists(_))));
+        drop(store);
+        let reopened = SqliteState::open(&path).unwrap();
+        assert_eq!(reopened.list_sites().await.unwrap().len(), 1);
+        let missing = SiteName::parse("nope").unwrap();
+        assert!(matches!(reopened.get_site(&missing).await, Err(StateError::SiteNotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn transitions_are_conditional_on_the_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let d = deployment("docs");
+        store.create_deployment(&d).await.unwrap();
+        let err = store
+            .transition(&d.site, &d.id, DeploymentStatus::Live, DeploymentPatch::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StateError::InvalidTransition { from: DeploymentStatus::Queued, .. }));
+        let patch = DeploymentPatch { built: Some(true), ..Default::default() };
+        let moved = store.transition(&d.site, &d.id, DeploymentStatus::Building, patch).await.unwrap();
+        assert!(moved.built);
+        let other_site = SiteName::parse("other").unwrap();
+        assert!(matches!(
+            store.get_deployment(&other_site, &d.id).await,
+            Err(StateError::SiteNotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn activate_supersedes_the_previous_and_never_moves_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let older = deployment("docs");
+        let newer = deployment("docs");
+        let newest = deployment("docs");
+        for d in [&older, &newer, &newest] {
+            store.create_deployment(d).await.unwrap();
+            publish(&store, d).await;
+        }
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            store.activate(&newer.site, &newer.id, now).await.unwrap(),
+            ActivateOutcome::Activated { previous: None }
+        );
+        // The slower, older deploy finishes later: it must not replace the newer one.
+        assert_eq!(
+            store.activate(&older.site, &older.id, now).await.unwrap(),
+            ActivateOutcome::Superseded { newer: newer.id }
+        );
+        assert_eq!(store.activate(&newer.site, &newer.id, now).await.unwrap(), ActivateOutcome::AlreadyLive);
+        assert_eq!(
+            store.activate(&newest.site, &newest.id, now).await.unwrap(),
+            ActivateOutcome::Activated { previous: Some(newer.id) }
+        );
+        let statuses: Vec<_> = store
+            .list_deployments(&older.site)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            [DeploymentStatus::Live, DeploymentStatus::Superseded, DeploymentStatus::Superseded]
+        );
+
+        let back = store.roll_back(&newer.site, &newer.id, now).await.unwrap();
+        assert_eq!(back.status, DeploymentStatus::Live);
+        assert_eq!(store.get_deployment(&newest.site, &newest.id).await.unwrap().status, DeploymentStatus::RolledBack);
+        assert_eq!(store.get_site(&newer.site).await.unwrap().live_deployment, Some(newer.id));
+    }
+
+    #[tokio::test]
+    async fn logs_append_in_order_and_read_incrementally() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        let id = DeploymentId::generate();
+        store.append_log(&id, &["one".into(), "two".into()]).await.unwrap();
+        store.append_log(&id, &["three".into()]).await.unwrap();
+        let all = store.read_log(&id, 0).await.unwrap();
+        assert_eq!(all.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["one", "two", "three"]);
+        let rest = store.read_log(&id, all[1].seq).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].line, "three");
+    }
+
+    #[tokio::test]
+    async fn kvs_values_are_limited_to_one_kilobyte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        KeyValueStore::put(&store, "docs.localhost", "docs/x").await.unwrap();
+        assert_eq!(KeyValueStore::get(&store, "docs.localhost").await.unwrap().as_deref(), Some("docs/x"));
+        assert!(matches!(
+            KeyValueStore::put(&store, "k", &"v".repeat(1025)).await,
+            Err(KvsError::ValueTooLarge { .. })
+        ));
+        KeyValueStore::delete(&store, "docs.localhost").await.unwrap();
+        assert_eq!(KeyValueStore::get(&store, "docs.localhost").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn executions_are_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        assert!(store.insert_execution("e1", "{}").await.unwrap());
+        assert!(!store.insert_execution("e1", "{}").await.unwrap());
+        assert_eq!(store.running_executions().await.unwrap().len(), 1);
+        store.finish_execution("e1", "SUCCEEDED", None).await.unwrap();
+        assert!(store.running_executions().await.unwrap().is_empty());
+    }
+}
