@@ -1,1 +1,195 @@
+//! The end-to-end harness: a real `slipway dev` process on loopback ports, the real
+//! `slipway` binary as the client, and an HTTP client that reaches sites through the edge.
 
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `slipway` binary of this workspace (built by `cargo build --bins` before the tests).
+pub fn slipway_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug").join("slipway");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` first (tests/run-all.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `slipway dev`, stopped (SIGTERM, then kill) when dropped.
+pub struct Dev {
+    child: Child,
+    pub state_dir: PathBuf,
+    pub api_url: String,
+    pub edge_addr: SocketAddr,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Dev {
+    /// Starts `slipway dev` on free loopback ports with a fresh state directory.
+    pub fn start() -> Dev {
+        let temp = tempfile::tempdir().unwrap();
+        let state_dir = temp.path().join("state");
+        let mut dev = Dev::start_in(&state_dir, &[]);
+        dev._temp = Some(temp);
+        dev
+    }
+
+    /// Starts `slipway dev` on an existing state directory (to check persistence).
+    pub fn start_in(state_dir: &Path, extra: &[&str]) -> Dev {
+        let mut child = Command::new(slipway_bin())
+            .args(["dev", "--json", "--state-dir"])
+            .arg(state_dir)
+            .args(["--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start slipway dev");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read slipway dev's first line");
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("slipway dev printed {line:?}, not JSON: {e}"));
+        let api_url = ready["api_url"].as_str().unwrap().to_owned();
+        let edge_url = ready["edge_url"].as_str().unwrap();
+        let port: u16 = edge_url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+        Dev {
+            child,
+            state_dir: state_dir.to_path_buf(),
+            api_url,
+            edge_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _temp: None,
+        }
+    }
+
+    /// Runs `slipway ARGS` against this server.
+    pub fn slipway(&self, args: &[&str]) -> Output {
+        Command::new(slipway_bin())
+            .args(args)
+            .env("SLIPWAY_ENDPOINT", &self.api_url)
+            .env_remove("SLIPWAY_TOKEN")
+            .output()
+            .expect("run slipway")
+    }
+
+    /// Runs `slipway ARGS --json`, asserts success and parses stdout.
+    pub fn slipway_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.slipway(&all);
+        assert!(out.status.success(), "slipway {args:?} failed: {}", describe(&out));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("slipway {args:?} printed non-JSON ({e}): {}", describe(&out)))
+    }
+
+    /// GET `path` on `site` through the edge, as a browser at `http://{site}.localhost:{port}` would.
+    pub fn get(&self, site: &str, path: &str) -> Fetched {
+        let host = format!("{site}.localhost");
+        let client = reqwest::blocking::Client::builder()
+            .resolve(&host, self.edge_addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = format!("http://{host}:{}{path}", self.edge_addr.port());
+        let response = client.get(&url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type");
+        let cache_control = header("cache-control");
+        let body = response.text().unwrap_or_default();
+        Fetched { status, content_type, cache_control, body }
+    }
+
+    /// Polls the edge until `site`'s `path` body contains `needle`, within `limit`.
+    pub fn wait_for_content(&self, site: &str, path: &str, needle: &str, limit: Duration) -> Fetched {
+        let start = Instant::now();
+        loop {
+            let fetched = self.get(site, path);
+            if fetched.body.contains(needle) || start.elapsed() > limit {
+                return fetched;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub body: String,
+}
+
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes `files` under a new temporary directory.
+pub fn site_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    dir
+}
+
+/// A zip of `files`, written to `path`.
+pub fn write_zip(path: &Path, files: &[(&str, &[u8])]) {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, content) in files {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(content).unwrap();
+    }
+    std::fs::write(path, writer.finish().unwrap().into_inner()).unwrap();
+}

@@ -67,7 +67,9 @@ impl DeploymentStatus {
     pub fn can_move_to(self, next: Self) -> bool {
         use DeploymentStatus::*;
         match (self, next) {
-            (Queued, Building) | (Building, Publishing) | (Publishing, Publishing) => true,
+            (Queued, Building) | (Building, Publishing) => true,
+            // Re-entry: a step retried after a crash records its progress again.
+            (Building, Building) | (Publishing, Publishing) => true,
             // Activate: the new live one, or a slower deploy that lost to a newer one.
             (Publishing, Live) | (Publishing, Superseded) => true,
             // Activate of a newer deployment, or a rollback away from this one.
@@ -113,6 +115,9 @@ pub struct Deployment {
     pub prebuilt: bool,
     /// Prepare decided the source needs a build.
     pub built: bool,
+    /// How the edge routes this version; rollback restores them with it.
+    #[serde(flatten)]
+    pub routing: RoutingFlags,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -126,6 +131,15 @@ pub struct Deployment {
 }
 
 pub const PRODUCTION_TARGET: &str = "production";
+
+/// Where a rollback without an explicit target goes: the deployment that was live most
+/// recently before the current one. Prune never deletes it.
+pub fn rollback_candidate(deployments: &[Deployment]) -> Option<&Deployment> {
+    deployments
+        .iter()
+        .filter(|d| d.status == DeploymentStatus::Superseded && d.activated_at.is_some())
+        .max_by_key(|d| d.activated_at)
+}
 
 /// How the edge treats a site's paths. Stored with the site and copied next to the
 /// version in the key-value store at each activation.

@@ -83,7 +83,9 @@ impl DeploymentId {
     /// A new id, strictly greater than every id this process made before,
     /// so two deploys started in the same millisecond still order by start.
     pub fn generate() -> Self {
-        let mut last = LAST_ID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = LAST_ID
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let fresh = ulid::Ulid::new();
         let next = match *last {
             Some(previous) if fresh <= previous => previous.increment().unwrap_or(fresh),
@@ -91,6 +93,12 @@ impl DeploymentId {
         };
         *last = Some(next);
         Self(next)
+    }
+
+    /// A deterministic id for an event: sortable by the event's time, unique by `entropy`
+    /// (a hash of what identifies the event), so a repeated event yields the same id.
+    pub fn from_event(timestamp_ms: u64, entropy: u128) -> Self {
+        Self(ulid::Ulid::from_parts(timestamp_ms, entropy))
     }
 
     pub fn parse(raw: &str) -> Result<Self, NameError> {

@@ -99,7 +99,8 @@ pub trait ObjectStore: Send + Sync {
         meta: &ObjectMeta,
     ) -> Result<ObjectInfo, ObjectStoreError>;
 
-    async fn head(&self, bucket: Bucket, key: &str) -> Result<Option<ObjectInfo>, ObjectStoreError>;
+    async fn head(&self, bucket: Bucket, key: &str)
+        -> Result<Option<ObjectInfo>, ObjectStoreError>;
 
     /// The bytes in `range` (end exclusive, clamped to the object's size).
     async fn get_range(
@@ -117,7 +118,8 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<Option<(ObjectInfo, ObjectBody)>, ObjectStoreError>;
 
     /// Every object under `prefix`, in key order.
-    async fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectStoreError>;
+    async fn list(&self, bucket: Bucket, prefix: &str)
+        -> Result<Vec<ObjectInfo>, ObjectStoreError>;
 
     /// Deletes these keys (missing ones are fine) and returns how many requests it took.
     async fn delete_many(&self, bucket: Bucket, keys: &[String]) -> Result<u64, ObjectStoreError>;
@@ -145,6 +147,7 @@ pub enum StateError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeploymentPatch {
     pub built: Option<bool>,
+    pub routing: Option<crate::model::RoutingFlags>,
     pub error: Option<RecordedError>,
     pub file_count: Option<u64>,
     pub bytes: Option<u64>,
@@ -213,7 +216,8 @@ pub trait StateStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Deployment, StateError>;
 
-    async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId) -> Result<(), StateError>;
+    async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId)
+        -> Result<(), StateError>;
 
     async fn append_log(&self, id: &DeploymentId, lines: &[String]) -> Result<(), StateError>;
     /// Log lines with `seq > after`, oldest first.
@@ -256,6 +260,21 @@ pub enum StartOutcome {
 pub enum WorkflowError {
     #[error("workflow unavailable: {0}")]
     Unavailable(#[source] BoxError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot create an upload URL: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Hands out the URL a client sends a source zip to: a presigned PUT on S3, the local API in dev.
+#[async_trait]
+pub trait UploadTargets: Send + Sync {
+    async fn upload_target(
+        &self,
+        location: &crate::model::ObjectLocation,
+    ) -> Result<crate::api_types::UploadTarget, UploadError>;
 }
 
 #[async_trait]

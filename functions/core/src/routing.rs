@@ -43,8 +43,14 @@ mod tests {
             route_value(&site, &id, RoutingFlags::default()),
             "docs/01jd0000000000000000000000"
         );
-        let both = RoutingFlags { spa: true, clean_urls: true };
-        assert_eq!(route_value(&site, &id, both), "docs/01jd0000000000000000000000;sc");
+        let both = RoutingFlags {
+            spa: true,
+            clean_urls: true,
+        };
+        assert_eq!(
+            route_value(&site, &id, both),
+            "docs/01jd0000000000000000000000;sc"
+        );
         assert_eq!(production_host(&site, "localhost"), "docs.localhost");
     }
 }

@@ -1,0 +1,450 @@
+//! The control-plane API: plain JSON over HTTP, written against `http` types so that
+//! `slipway dev` (axum) and the `api` Lambda (lambda_http) serve the very same routes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::api_types::{
+    ApiErrorBody, ApiErrorDetail, CreateDeploymentRequest, CreateDeploymentResponse,
+    CreateSiteRequest, DeploymentOutcome, DeploymentView, LogsResponse, RollbackRequest, SiteView,
+};
+use crate::model::{
+    rollback_candidate, Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site,
+};
+use crate::names::{DeploymentId, NameError, SiteName};
+use crate::ports::{Bucket, StateError, UploadTargets};
+use crate::steps::{Pipeline, StepError};
+use crate::trigger::new_deployment;
+
+/// JSON bodies above this size are refused with 413.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// A site's public URL, with `{site}` in place of its name.
+    pub site_url_template: String,
+}
+
+pub struct ControlPlane {
+    pipeline: Pipeline,
+    uploads: Arc<dyn UploadTargets>,
+    config: ApiConfig,
+}
+
+/// A failed request: its status, a stable code and a message for people.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Bytes> {
+        let body = ApiErrorBody {
+            error: ApiErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        json_response(self.status, &body)
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::SiteExists(_) => {
+                Self::new(StatusCode::CONFLICT, "site_exists", e.to_string())
+            }
+            StateError::SiteNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "site_not_found", e.to_string())
+            }
+            StateError::DeploymentNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "deployment_not_found", e.to_string())
+            }
+            StateError::InvalidTransition { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StateError::Unavailable(_) => {
+                tracing::error!(error = %e, "state store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the state store is unavailable; try again",
+                )
+            }
+        }
+    }
+}
+
+impl From<StepError> for ApiError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::State(state) => state.into(),
+            other => {
+                tracing::error!(error = %other, "route update failed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the routing store is unavailable; try again",
+                )
+            }
+        }
+    }
+}
+
+impl From<NameError> for ApiError {
+    fn from(e: NameError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string())
+    }
+}
+
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn parse_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_JSON_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {MAX_JSON_BODY} bytes"),
+        ));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+fn parse_required_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_JSON_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {MAX_JSON_BODY} bytes"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+fn deployment_id(raw: &str) -> Result<DeploymentId, ApiError> {
+    DeploymentId::parse(raw)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", e.to_string()))
+}
+
+fn query_u64(query: Option<&str>, name: &str) -> Result<u64, ApiError> {
+    let Some(query) = query else { return Ok(0) };
+    for pair in query.split('&') {
+        if let Some(value) = pair
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            return value.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("{name} must be a non-negative integer"),
+                )
+            });
+        }
+    }
+    Ok(0)
+}
+
+impl ControlPlane {
+    pub fn new(pipeline: Pipeline, uploads: Arc<dyn UploadTargets>, config: ApiConfig) -> Self {
+        Self {
+            pipeline,
+            uploads,
+            config,
+        }
+    }
+
+    pub fn site_url(&self, site: &SiteName) -> String {
+        self.config
+            .site_url_template
+            .replace("{site}", site.as_str())
+    }
+
+    fn site_view(&self, site: Site) -> SiteView {
+        SiteView {
+            url: self.site_url(&site.name),
+            site,
+        }
+    }
+
+    fn deployment_view(&self, deployment: Deployment) -> DeploymentView {
+        DeploymentView {
+            url: self.site_url(&deployment.site),
+            deployment,
+        }
+    }
+
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().map(str::to_owned);
+        let result = self
+            .route(&method, &path, query.as_deref(), request.body())
+            .await;
+        let response = result.unwrap_or_else(ApiError::into_response);
+        tracing::debug!(%method, %path, status = response.status().as_u16(), "api request");
+        response
+    }
+
+    async fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: &Bytes,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            (&Method::GET, ["sites"]) => self.list_sites().await,
+            (&Method::POST, ["sites"]) => self.create_site(parse_required_json(body)?).await,
+            (&Method::GET, ["sites", site]) => self.show_site(&SiteName::parse(site)?).await,
+            (&Method::GET, ["sites", site, "deployments"]) => {
+                self.list_deployments(&SiteName::parse(site)?).await
+            }
+            (&Method::POST, ["sites", site, "deployments"]) => {
+                self.create_deployment(&SiteName::parse(site)?, parse_json(body)?)
+                    .await
+            }
+            (&Method::GET, ["sites", site, "deployments", id]) => {
+                let deployment = self
+                    .pipeline
+                    .state
+                    .get_deployment(&SiteName::parse(site)?, &deployment_id(id)?)
+                    .await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &self.deployment_view(deployment),
+                ))
+            }
+            (&Method::POST, ["sites", site, "rollback"]) => {
+                self.roll_back(&SiteName::parse(site)?, parse_json(body)?)
+                    .await
+            }
+            (&Method::GET, ["deployments", id]) => {
+                let deployment = self
+                    .pipeline
+                    .state
+                    .find_deployment(&deployment_id(id)?)
+                    .await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &self.deployment_view(deployment),
+                ))
+            }
+            (&Method::GET, ["deployments", id, "logs"]) => {
+                self.logs(&deployment_id(id)?, query_u64(query, "after")?)
+                    .await
+            }
+            (
+                _,
+                ["sites"]
+                | ["sites", _]
+                | ["sites", _, "deployments"]
+                | ["sites", _, "deployments", _]
+                | ["sites", _, "rollback"]
+                | ["deployments", _]
+                | ["deployments", _, "logs"],
+            ) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not supported on {path}"),
+            )),
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {path}"),
+            )),
+        }
+    }
+
+    async fn list_sites(&self) -> Result<Response<Bytes>, ApiError> {
+        let sites: Vec<SiteView> = self
+            .pipeline
+            .state
+            .list_sites()
+            .await?
+            .into_iter()
+            .map(|s| self.site_view(s))
+            .collect();
+        Ok(json_response(StatusCode::OK, &sites))
+    }
+
+    async fn create_site(&self, request: CreateSiteRequest) -> Result<Response<Bytes>, ApiError> {
+        let name = SiteName::parse(&request.name)?;
+        let retain = request.retain.unwrap_or(Site::DEFAULT_RETAIN);
+        if !(1..=1000).contains(&retain) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_retain",
+                "retain must be between 1 and 1000",
+            ));
+        }
+        let site = Site {
+            name,
+            routing: RoutingFlags {
+                spa: request.spa,
+                clean_urls: request.clean_urls,
+            },
+            retain,
+            created_at: OffsetDateTime::now_utc(),
+            live_deployment: None,
+        };
+        self.pipeline.state.create_site(&site).await?;
+        tracing::info!(site = %site.name, "site created");
+        Ok(json_response(StatusCode::CREATED, &self.site_view(site)))
+    }
+
+    async fn show_site(&self, name: &SiteName) -> Result<Response<Bytes>, ApiError> {
+        let site = self.pipeline.state.get_site(name).await?;
+        Ok(json_response(StatusCode::OK, &self.site_view(site)))
+    }
+
+    async fn list_deployments(&self, site: &SiteName) -> Result<Response<Bytes>, ApiError> {
+        let views: Vec<DeploymentView> = self
+            .pipeline
+            .state
+            .list_deployments(site)
+            .await?
+            .into_iter()
+            .map(|d| self.deployment_view(d))
+            .collect();
+        Ok(json_response(StatusCode::OK, &views))
+    }
+
+    async fn create_deployment(
+        &self,
+        site: &SiteName,
+        request: CreateDeploymentRequest,
+    ) -> Result<Response<Bytes>, ApiError> {
+        self.pipeline.state.get_site(site).await?;
+        let id = DeploymentId::generate();
+        let source = ObjectLocation {
+            bucket: Bucket::Source,
+            key: format!("uploads/{site}/{id}.zip"),
+        };
+        let upload = self.uploads.upload_target(&source).await.map_err(|e| {
+            tracing::error!(error = %e, "upload target");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
+        let deployment = new_deployment(
+            id,
+            site.clone(),
+            source,
+            request.prebuilt,
+            OffsetDateTime::now_utc(),
+        );
+        self.pipeline.state.create_deployment(&deployment).await?;
+        tracing::info!(site = %site, deployment_id = %id, prebuilt = request.prebuilt, "deployment created, awaiting upload");
+        let response = CreateDeploymentResponse {
+            deployment: self.deployment_view(deployment),
+            upload,
+        };
+        Ok(json_response(StatusCode::CREATED, &response))
+    }
+
+    async fn roll_back(
+        &self,
+        site: &SiteName,
+        request: RollbackRequest,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let current = self.pipeline.state.get_site(site).await?;
+        let deployments = self.pipeline.state.list_deployments(site).await?;
+        let target = match request.to {
+            Some(id) => deployments
+                .iter()
+                .find(|d| d.id == id)
+                .ok_or(StateError::DeploymentNotFound(id))?,
+            None => rollback_candidate(&deployments).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no_rollback_target",
+                    format!("site {site} has no previously live deployment to roll back to"),
+                )
+            })?,
+        };
+        if !target.status.is_servable() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_servable",
+                format!(
+                    "deployment {} is {}; only published deployments can go live",
+                    target.id, target.status
+                ),
+            ));
+        }
+        let live = if current.live_deployment == Some(target.id)
+            && target.status == DeploymentStatus::Live
+        {
+            target.clone()
+        } else {
+            self.pipeline
+                .state
+                .roll_back(site, &target.id, OffsetDateTime::now_utc())
+                .await?
+        };
+        crate::steps::sync_route(&self.pipeline, site).await?;
+        tracing::info!(site = %site, deployment_id = %live.id, "rolled back");
+        let outcome = DeploymentOutcome {
+            deployment_id: live.id,
+            status: live.status,
+            url: self.site_url(site),
+        };
+        Ok(json_response(StatusCode::OK, &outcome))
+    }
+
+    async fn logs(&self, id: &DeploymentId, after: u64) -> Result<Response<Bytes>, ApiError> {
+        let deployment = self.pipeline.state.find_deployment(id).await?;
+        let lines = self.pipeline.state.read_log(id, after).await?;
+        let response = LogsResponse {
+            deployment_id: *id,
+            status: deployment.status,
+            lines,
+        };
+        Ok(json_response(StatusCode::OK, &response))
+    }
+}

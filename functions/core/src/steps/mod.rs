@@ -1,0 +1,145 @@
+//! The deploy pipeline's task handlers: the code behind each Task state of
+//! `statemachines/deploy-site.asl.json`. `slipway dev` calls them in process; the Lambda
+//! crates wrap the very same functions. Their errors carry the stable names that the
+//! state machine's Retry and Catch match.
+
+mod activate;
+mod mark_failed;
+mod prepare;
+mod prune;
+mod publish;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::build_plan::PlanError;
+use crate::model::ObjectLocation;
+use crate::names::{DeploymentId, SiteName};
+use crate::ports::{
+    KeyValueStore, KvsError, ObjectStore, ObjectStoreError, StateError, StateStore,
+};
+use crate::zipsafe::{ZipError, ZipLimits};
+
+pub use activate::{activate, sync_route, ActivateInput, ActivateOutput};
+pub use mark_failed::{human_cause, mark_failed, CaughtError, MarkFailedInput, MarkFailedOutput};
+pub use prepare::{artifact_path, prepare, PrepareInput, PrepareOutput};
+pub use prune::{prunable, prune, PruneInput, PruneOutput};
+pub use publish::{publish, PublishInput, PublishOutput};
+
+/// The real bucket names behind [`crate::ports::Bucket`], as CodeBuild's overrides need them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketNames {
+    pub source: String,
+    pub artifacts: String,
+    pub hosting: String,
+}
+
+impl BucketNames {
+    pub fn name_of(&self, bucket: crate::ports::Bucket) -> &str {
+        match bucket {
+            crate::ports::Bucket::Source => &self.source,
+            crate::ports::Bucket::Artifacts => &self.artifacts,
+            crate::ports::Bucket::Hosting => &self.hosting,
+        }
+    }
+
+    pub fn bucket_named(&self, name: &str) -> Option<crate::ports::Bucket> {
+        crate::ports::Bucket::ALL
+            .into_iter()
+            .find(|b| self.name_of(*b) == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Sites answer at `{site}.{edge_domain}`: `localhost` in `slipway dev`.
+    pub edge_domain: String,
+    pub buckets: BucketNames,
+    pub zip_limits: ZipLimits,
+    /// Concurrent object writes during Publish.
+    pub publish_concurrency: usize,
+}
+
+/// Everything the step handlers run against.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub objects: Arc<dyn ObjectStore>,
+    pub state: Arc<dyn StateStore>,
+    pub kvs: Arc<dyn KeyValueStore>,
+    pub config: PipelineConfig,
+}
+
+/// What a step reports when it fails. `name()` is what the state machine's Retry/Catch see.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("the uploaded source is not a usable site archive: {0}")]
+    SourceInvalid(#[source] ZipError),
+    #[error("the source's build configuration is invalid: {0}")]
+    BuildConfigInvalid(#[source] PlanError),
+    #[error("the build output is not a usable archive: {0}")]
+    ArtifactInvalid(#[source] ZipError),
+    #[error("the step's input is malformed: {0}")]
+    InvalidInput(#[source] serde_json::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Objects(#[from] ObjectStoreError),
+    #[error(transparent)]
+    Kvs(#[from] KvsError),
+}
+
+impl StepError {
+    /// Every name a step can fail with; the ASL's Retry/Catch may only use these.
+    pub const NAMES: &'static [&'static str] = &[
+        "SourceInvalid",
+        "BuildConfigInvalid",
+        "ArtifactInvalid",
+        "InvalidInput",
+        "SiteNotFound",
+        "DeploymentNotFound",
+        "InvalidTransition",
+        "ObjectNotFound",
+        "StoreUnavailable",
+    ];
+
+    /// The names worth retrying: the store may answer next time.
+    pub const RETRYABLE: &'static [&'static str] = &["StoreUnavailable"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepError::SourceInvalid(_) => "SourceInvalid",
+            StepError::BuildConfigInvalid(_) => "BuildConfigInvalid",
+            StepError::ArtifactInvalid(_) => "ArtifactInvalid",
+            StepError::InvalidInput(_) => "InvalidInput",
+            StepError::State(StateError::SiteNotFound(_)) => "SiteNotFound",
+            StepError::State(StateError::DeploymentNotFound(_)) => "DeploymentNotFound",
+            StepError::State(StateError::InvalidTransition { .. }) => "InvalidTransition",
+            StepError::State(StateError::SiteExists(_)) => "InvalidTransition",
+            StepError::Objects(ObjectStoreError::NotFound { .. }) => "ObjectNotFound",
+            StepError::Objects(ObjectStoreError::InvalidKey(_)) => "ArtifactInvalid",
+            StepError::State(StateError::Unavailable(_))
+            | StepError::Objects(_)
+            | StepError::Kvs(_) => "StoreUnavailable",
+        }
+    }
+}
+
+/// The fields every step's input carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRef {
+    pub site: SiteName,
+    pub deployment_id: DeploymentId,
+}
+
+/// The artifact Publish reads: the source zip itself, or the build's output zip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub location: ObjectLocation,
+    /// A folder inside the zip that holds the site (a zipped folder), with trailing `/`.
+    pub root: Option<String>,
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> StepError {
+    StepError::Objects(ObjectStoreError::Unavailable(Box::new(e)))
+}

@@ -1,0 +1,108 @@
+//! Prune: deletes finished deployments beyond the site's retention, oldest first. It never
+//! deletes the live deployment, the one a rollback would go to, or one still in flight.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Pipeline, StepError};
+use crate::model::{rollback_candidate, Deployment, DeploymentStatus};
+use crate::names::{DeploymentId, SiteName};
+use crate::ports::Bucket;
+use crate::routing::deployment_prefix;
+
+use super::prepare::artifact_path;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneInput {
+    pub site: SiteName,
+    pub deployment_id: DeploymentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneOutput {
+    pub deleted: Vec<DeploymentId>,
+    pub objects_deleted: u64,
+    /// Delete requests sent to the object store (batches of up to 1,000 keys).
+    pub requests: u64,
+}
+
+/// The deployments Prune may delete, given the site's deployments newest first.
+pub fn prunable(deployments: &[Deployment], retain: u32) -> Vec<&Deployment> {
+    let protected = rollback_candidate(deployments).map(|d| d.id);
+    deployments
+        .iter()
+        .filter(|d| d.status.is_terminal())
+        .skip(retain as usize)
+        .filter(|d| d.status != DeploymentStatus::Live && Some(d.id) != protected)
+        .collect()
+}
+
+pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepError> {
+    let site = p.state.get_site(&input.site).await?;
+    let deployments = p.state.list_deployments(&input.site).await?;
+    let mut output = PruneOutput {
+        deleted: Vec::new(),
+        objects_deleted: 0,
+        requests: 0,
+    };
+    for deployment in prunable(&deployments, site.retain) {
+        let (objects, requests) = delete_files(p, deployment).await?;
+        p.state
+            .delete_deployment(&deployment.site, &deployment.id)
+            .await?;
+        output.deleted.push(deployment.id);
+        output.objects_deleted += objects;
+        output.requests += requests;
+    }
+    tracing::info!(
+        site = %input.site,
+        deployment_id = %input.deployment_id,
+        deleted = output.deleted.len(),
+        objects = output.objects_deleted,
+        requests = output.requests,
+        "pruned"
+    );
+    Ok(output)
+}
+
+/// Removes a deployment's hosted files, its build artifact and its uploaded source.
+/// Returns (objects deleted, requests sent).
+pub(super) async fn delete_files(
+    p: &Pipeline,
+    deployment: &Deployment,
+) -> Result<(u64, u64), StepError> {
+    let mut objects = 0;
+    let mut requests = 0;
+    let prefixes = [
+        (
+            Bucket::Hosting,
+            deployment_prefix(&deployment.site, &deployment.id),
+        ),
+        (
+            Bucket::Artifacts,
+            format!("{}/", artifact_path(&deployment.site, &deployment.id)),
+        ),
+    ];
+    for (bucket, prefix) in prefixes {
+        let keys: Vec<String> = p
+            .objects
+            .list(bucket, &prefix)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        if !keys.is_empty() {
+            requests += p.objects.delete_many(bucket, &keys).await?;
+            objects += keys.len() as u64;
+        }
+    }
+    // Uploads made through the API belong to the deployment; user drops under `sites/` do not.
+    let source = &deployment.source;
+    if source.bucket == Bucket::Source && source.key.starts_with("uploads/") {
+        requests += p
+            .objects
+            .delete_many(Bucket::Source, std::slice::from_ref(&source.key))
+            .await?;
+        objects += 1;
+    }
+    Ok((objects, requests))
+}

@@ -1,0 +1,162 @@
+//! Publish: streams the artifact's files into `{site}/{deployment}/` in the hosting bucket,
+//! each with its Content-Type and Cache-Control. One blocking reader decompresses entries
+//! in order; a bounded queue feeds a bounded number of concurrent writes, so memory stays
+//! at roughly `queue × inline limit` whatever the artifact's size. Re-running it writes the
+//! same keys again, so a retry after a crash is safe.
+
+use std::io;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
+use crate::media::{cache_control_for, content_type_for};
+use crate::model::DeploymentStatus;
+use crate::names::{DeploymentId, SiteName};
+use crate::ports::{Bucket, DeploymentPatch, ObjectBody, ObjectMeta};
+use crate::ranged::RangedReader;
+use crate::routing::deployment_prefix;
+use crate::zipsafe::{open_archive, read_entry, stream_entry, ZipError};
+
+/// Files up to this size travel whole; larger ones stream in chunks of this size.
+const INLINE_MAX: u64 = 4 * 1024 * 1024;
+const STREAM_CHUNK: usize = 1024 * 1024;
+const STOPPED: &str = "publishing stopped after a failed write";
+
+fn is_stop(e: &ZipError) -> bool {
+    matches!(e, ZipError::Io(io) if io.kind() == io::ErrorKind::BrokenPipe && io.to_string() == STOPPED)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishInput {
+    pub site: SiteName,
+    pub deployment_id: DeploymentId,
+    pub artifact: ArtifactRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishOutput {
+    pub file_count: u64,
+    pub bytes: u64,
+}
+
+struct Upload {
+    key: String,
+    meta: ObjectMeta,
+    body: ObjectBody,
+}
+
+pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput, StepError> {
+    let deployment = p
+        .state
+        .get_deployment(&input.site, &input.deployment_id)
+        .await?;
+    p.state
+        .transition(
+            &input.site,
+            &input.deployment_id,
+            DeploymentStatus::Publishing,
+            DeploymentPatch::default(),
+        )
+        .await?;
+    let invalid = if deployment.built {
+        StepError::ArtifactInvalid
+    } else {
+        StepError::SourceInvalid
+    };
+
+    let location = &input.artifact.location;
+    let reader = RangedReader::open(
+        p.objects.clone(),
+        location.bucket,
+        &location.key,
+        RangedReader::DEFAULT_CHUNK,
+    )
+    .await?;
+    let prefix = deployment_prefix(&input.site, &input.deployment_id);
+    let root = input.artifact.root.clone().unwrap_or_default();
+    let limits = p.config.zip_limits;
+    let concurrency = p.config.publish_concurrency.max(1);
+    let (queue, mut uploads) = mpsc::channel::<Upload>(concurrency * 2);
+
+    let reader_task = tokio::task::spawn_blocking(move || -> Result<(u64, u64), ZipError> {
+        let (mut archive, manifest) = open_archive(reader, &limits)?;
+        let mut totals = (0u64, 0u64);
+        for entry in &manifest.entries {
+            let Some(relative) = entry.path.as_str().strip_prefix(root.as_str()) else {
+                continue;
+            };
+            let key = format!("{prefix}{relative}");
+            let meta = ObjectMeta {
+                content_type: content_type_for(relative),
+                cache_control: Some(cache_control_for(relative).to_owned()),
+            };
+            let stopped = || ZipError::Io(io::Error::new(io::ErrorKind::BrokenPipe, STOPPED));
+            if entry.size <= INLINE_MAX {
+                let body = ObjectBody::Bytes(Bytes::from(read_entry(&mut archive, entry)?));
+                queue
+                    .blocking_send(Upload { key, meta, body })
+                    .map_err(|_| stopped())?;
+            } else {
+                let (chunks_tx, chunks) = mpsc::channel(2);
+                let body = ObjectBody::Stream {
+                    len: entry.size,
+                    chunks,
+                };
+                queue
+                    .blocking_send(Upload { key, meta, body })
+                    .map_err(|_| stopped())?;
+                stream_entry(&mut archive, entry, STREAM_CHUNK, |chunk| {
+                    chunks_tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(chunk)))
+                        .map_err(|_| stopped())
+                })?;
+            }
+            totals.0 += 1;
+            totals.1 += entry.size;
+        }
+        Ok(totals)
+    });
+
+    let objects = p.objects.clone();
+    let writes = futures::stream::poll_fn(|cx| uploads.poll_recv(cx))
+        .map(|upload| {
+            let objects = objects.clone();
+            async move {
+                objects
+                    .put(Bucket::Hosting, &upload.key, upload.body, &upload.meta)
+                    .await
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await;
+    // If a write failed, dropping the queue stops the reader at its next send.
+    drop(uploads);
+    let read = reader_task.await.map_err(blocking_failed)?;
+    // A genuine reader error explains a failed write (a short stream) better than the write does.
+    let (file_count, bytes) = match (read, writes) {
+        (Err(zip), _) if !is_stop(&zip) => return Err(invalid(zip)),
+        (_, Err(write)) => return Err(write.into()),
+        (Err(zip), Ok(())) => return Err(invalid(zip)),
+        (Ok(totals), Ok(())) => totals,
+    };
+
+    let patch = DeploymentPatch {
+        file_count: Some(file_count),
+        bytes: Some(bytes),
+        ..Default::default()
+    };
+    p.state
+        .transition(
+            &input.site,
+            &input.deployment_id,
+            DeploymentStatus::Publishing,
+            patch,
+        )
+        .await?;
+    tracing::info!(site = %input.site, deployment_id = %input.deployment_id, file_count, bytes, "published");
+    Ok(PublishOutput { file_count, bytes })
+}
