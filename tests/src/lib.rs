@@ -61,7 +61,13 @@ impl Dev {
             .unwrap_or_else(|e| panic!("slipway dev printed {line:?}, not JSON: {e}"));
         let api_url = ready["api_url"].as_str().unwrap().to_owned();
         let edge_url = ready["edge_url"].as_str().unwrap();
-        let port: u16 = edge_url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+        let port: u16 = edge_url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
         Dev {
             child,
             state_dir: state_dir.to_path_buf(),
@@ -86,9 +92,17 @@ impl Dev {
         let mut all = args.to_vec();
         all.push("--json");
         let out = self.slipway(&all);
-        assert!(out.status.success(), "slipway {args:?} failed: {}", describe(&out));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("slipway {args:?} printed non-JSON ({e}): {}", describe(&out)))
+        assert!(
+            out.status.success(),
+            "slipway {args:?} failed: {}",
+            describe(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "slipway {args:?} printed non-JSON ({e}): {}",
+                describe(&out)
+            )
+        })
     }
 
     /// GET `path` on `site` through the edge, as a browser at `http://{site}.localhost:{port}` would.
@@ -100,7 +114,10 @@ impl Dev {
             .build()
             .unwrap();
         let url = format!("http://{host}:{}{path}", self.edge_addr.port());
-        let response = client.get(&url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let response = client
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -112,11 +129,22 @@ impl Dev {
         let content_type = header("content-type");
         let cache_control = header("cache-control");
         let body = response.text().unwrap_or_default();
-        Fetched { status, content_type, cache_control, body }
+        Fetched {
+            status,
+            content_type,
+            cache_control,
+            body,
+        }
     }
 
     /// Polls the edge until `site`'s `path` body contains `needle`, within `limit`.
-    pub fn wait_for_content(&self, site: &str, path: &str, needle: &str, limit: Duration) -> Fetched {
+    pub fn wait_for_content(
+        &self,
+        site: &str,
+        path: &str,
+        needle: &str,
+        limit: Duration,
+    ) -> Fetched {
         let start = Instant::now();
         loop {
             let fetched = self.get(site, path);

@@ -27,13 +27,25 @@ fn deploy_serve_redeploy_and_roll_back() {
     let page = dev.get("docs", "/");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("version one"));
-    assert_eq!(page.content_type.as_deref(), Some("text/html; charset=utf-8"));
-    assert_eq!(page.cache_control.as_deref(), Some("public, max-age=0, must-revalidate"));
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        page.cache_control.as_deref(),
+        Some("public, max-age=0, must-revalidate")
+    );
     let asset = dev.get("docs", "/assets/app.3f9a1c2b.js");
-    assert_eq!(asset.cache_control.as_deref(), Some("public, max-age=31536000, immutable"));
+    assert_eq!(
+        asset.cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
     assert!(asset.content_type.unwrap().contains("javascript"));
     assert!(dev.get("docs", "/about/").body.contains("about one"));
-    assert!(dev.get("docs", "/about").body.contains("about one"), "directory without a slash");
+    assert!(
+        dev.get("docs", "/about").body.contains("about one"),
+        "directory without a slash"
+    );
     assert_eq!(dev.get("docs", "/missing.html").status, 404);
     assert_eq!(dev.get("nosuchsite", "/").status, 404);
 
@@ -45,20 +57,36 @@ fn deploy_serve_redeploy_and_roll_back() {
     assert_eq!(dev.get("docs", "/about/").status, 404);
 
     let listed = dev.slipway_json(&["deployments", "docs"]);
-    let statuses: Vec<&str> = listed.as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["live", "superseded"]);
     for d in listed.as_array().unwrap() {
         for field in ["id", "status", "created_at", "error"] {
-            assert!(d.get(field).is_some(), "deployments --json lacks {field}: {d}");
+            assert!(
+                d.get(field).is_some(),
+                "deployments --json lacks {field}: {d}"
+            );
         }
     }
 
     let rolled = dev.slipway_json(&["rollback", "docs"]);
     assert_eq!(rolled["deployment_id"], first["deployment_id"]);
     assert_eq!(rolled["status"], "live");
-    assert!(dev.get("docs", "/").body.contains("version one"), "rollback is visible on the next request");
+    assert!(
+        dev.get("docs", "/").body.contains("version one"),
+        "rollback is visible on the next request"
+    );
 
-    let forward = dev.slipway_json(&["rollback", "docs", "--to", second["deployment_id"].as_str().unwrap()]);
+    let forward = dev.slipway_json(&[
+        "rollback",
+        "docs",
+        "--to",
+        second["deployment_id"].as_str().unwrap(),
+    ]);
     assert_eq!(forward["deployment_id"], second["deployment_id"]);
     assert!(dev.get("docs", "/").body.contains("version two"));
 }
@@ -83,29 +111,72 @@ fn builds_run_the_buildspec_and_failures_keep_their_log() {
     let page = dev.get("built", "/");
     assert!(page.body.contains(&format!("built {id}")), "{}", page.body);
     let logs = dev.slipway_json(&["logs", id]);
-    let lines: Vec<&str> = logs["lines"].as_array().unwrap().iter().map(|l| l["line"].as_str().unwrap()).collect();
-    assert!(lines.iter().any(|l| l.contains("building built")), "{lines:?}");
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("building built")),
+        "{lines:?}"
+    );
 
-    let failing = site_dir(&[
-        ("slipway.toml", "[build]\ncommand = \"echo about to fail; exit 3\"\noutput_dir = \"public\"\n"),
+    let failing = site_dir(&[(
+        "slipway.toml",
+        "[build]\ncommand = \"echo about to fail; exit 3\"\noutput_dir = \"public\"\n",
+    )]);
+    let failed = dev.slipway(&[
+        "deploy",
+        failing.path().to_str().unwrap(),
+        "--site",
+        "built",
+        "--json",
     ]);
-    let failed = dev.slipway(&["deploy", failing.path().to_str().unwrap(), "--site", "built", "--json"]);
-    assert!(!failed.status.success(), "a failed build must exit non-zero: {}", describe(&failed));
+    assert!(
+        !failed.status.success(),
+        "a failed build must exit non-zero: {}",
+        describe(&failed)
+    );
     let outcome: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
     assert_eq!(outcome["status"], "failed");
     let failed_id = outcome["deployment_id"].as_str().unwrap();
     let record = dev.slipway_json(&["deployments", "built"]);
-    let failed_record = record.as_array().unwrap().iter().find(|d| d["id"] == failed_id).unwrap();
+    let failed_record = record
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == failed_id)
+        .unwrap();
     let cause = failed_record["error"]["cause"].as_str().unwrap();
     assert!(cause.contains("exit"), "{cause}");
     let log = dev.slipway_json(&["logs", failed_id]);
-    assert!(log["lines"].as_array().unwrap().iter().any(|l| l["line"].as_str().unwrap().contains("about to fail")));
-    assert!(dev.get("built", "/").body.contains(&format!("built {id}")), "the live version is untouched");
+    assert!(log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["line"].as_str().unwrap().contains("about to fail")));
+    assert!(
+        dev.get("built", "/").body.contains(&format!("built {id}")),
+        "the live version is untouched"
+    );
 
-    let no_output = site_dir(&[("slipway.toml", "[build]\ncommand = \"true\"\noutput_dir = \"dist\"\n")]);
-    let failed = dev.slipway(&["deploy", no_output.path().to_str().unwrap(), "--site", "built"]);
+    let no_output = site_dir(&[(
+        "slipway.toml",
+        "[build]\ncommand = \"true\"\noutput_dir = \"dist\"\n",
+    )]);
+    let failed = dev.slipway(&[
+        "deploy",
+        no_output.path().to_str().unwrap(),
+        "--site",
+        "built",
+    ]);
     assert!(!failed.status.success());
-    assert!(String::from_utf8_lossy(&failed.stderr).contains("dist"), "{}", describe(&failed));
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("dist"),
+        "{}",
+        describe(&failed)
+    );
     assert!(dev.get("built", "/").body.contains(&format!("built {id}")));
 }
 

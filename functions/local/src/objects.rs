@@ -39,11 +39,19 @@ impl FsObjectStore {
 
     /// The file that holds an object's bytes (it may not exist).
     pub fn data_path(&self, bucket: Bucket, key: &str) -> Result<PathBuf, ObjectStoreError> {
-        Ok(self.root.join(bucket.as_str()).join("objects").join(checked_key(key)?))
+        Ok(self
+            .root
+            .join(bucket.as_str())
+            .join("objects")
+            .join(checked_key(key)?))
     }
 
     fn meta_path(&self, bucket: Bucket, key: &str) -> Result<PathBuf, ObjectStoreError> {
-        Ok(self.root.join(bucket.as_str()).join("meta").join(checked_key(key)?))
+        Ok(self
+            .root
+            .join(bucket.as_str())
+            .join("meta")
+            .join(checked_key(key)?))
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -52,7 +60,11 @@ impl FsObjectStore {
             .join(format!("{:016x}", rand::random::<u64>()))
     }
 
-    async fn read_info(&self, bucket: Bucket, key: &str) -> Result<Option<ObjectInfo>, ObjectStoreError> {
+    async fn read_info(
+        &self,
+        bucket: Bucket,
+        key: &str,
+    ) -> Result<Option<ObjectInfo>, ObjectStoreError> {
         let path = self.meta_path(bucket, key)?;
         match tokio::fs::read(&path).await {
             Ok(raw) => serde_json::from_slice(&raw)
@@ -77,7 +89,10 @@ fn checked_key(key: &str) -> Result<&str, ObjectStoreError> {
 
 fn is_absent(e: &io::Error) -> bool {
     // NotADirectory: a path segment is a file, so the key cannot exist.
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 fn unavailable(e: io::Error) -> ObjectStoreError {
@@ -87,7 +102,8 @@ fn unavailable(e: io::Error) -> ObjectStoreError {
 async fn write_atomically(temp: &Path, dest: &Path, key: &str) -> Result<(), ObjectStoreError> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent).await.map_err(|e| {
-            if e.kind() == io::ErrorKind::NotADirectory || e.kind() == io::ErrorKind::AlreadyExists {
+            if e.kind() == io::ErrorKind::NotADirectory || e.kind() == io::ErrorKind::AlreadyExists
+            {
                 ObjectStoreError::InvalidKey(key.to_owned())
             } else {
                 unavailable(e)
@@ -136,7 +152,10 @@ impl ObjectStore for FsObjectStore {
                 }
             }
             if written != expected {
-                return Err(ObjectStoreError::ShortBody { expected, actual: written });
+                return Err(ObjectStoreError::ShortBody {
+                    expected,
+                    actual: written,
+                });
             }
             file.flush().await.map_err(unavailable)?;
             drop(file);
@@ -148,8 +167,11 @@ impl ObjectStore for FsObjectStore {
                 meta: meta.clone(),
             };
             let meta_temp = self.temp_path();
-            let encoded = serde_json::to_vec(&info).map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))?;
-            tokio::fs::write(&meta_temp, encoded).await.map_err(unavailable)?;
+            let encoded = serde_json::to_vec(&info)
+                .map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))?;
+            tokio::fs::write(&meta_temp, encoded)
+                .await
+                .map_err(unavailable)?;
             write_atomically(&meta_temp, &meta_path, key).await?;
             Ok(info)
         }
@@ -160,7 +182,11 @@ impl ObjectStore for FsObjectStore {
         result
     }
 
-    async fn head(&self, bucket: Bucket, key: &str) -> Result<Option<ObjectInfo>, ObjectStoreError> {
+    async fn head(
+        &self,
+        bucket: Bucket,
+        key: &str,
+    ) -> Result<Option<ObjectInfo>, ObjectStoreError> {
         self.read_info(bucket, key).await
     }
 
@@ -170,7 +196,10 @@ impl ObjectStore for FsObjectStore {
         key: &str,
         range: Range<u64>,
     ) -> Result<Bytes, ObjectStoreError> {
-        let not_found = || ObjectStoreError::NotFound { bucket, key: key.to_owned() };
+        let not_found = || ObjectStoreError::NotFound {
+            bucket,
+            key: key.to_owned(),
+        };
         let info = self.read_info(bucket, key).await?.ok_or_else(not_found)?;
         let end = range.end.min(info.size);
         if range.start >= end {
@@ -178,8 +207,16 @@ impl ObjectStore for FsObjectStore {
         }
         let mut file = tokio::fs::File::open(self.data_path(bucket, key)?)
             .await
-            .map_err(|e| if is_absent(&e) { not_found() } else { unavailable(e) })?;
-        file.seek(SeekFrom::Start(range.start)).await.map_err(unavailable)?;
+            .map_err(|e| {
+                if is_absent(&e) {
+                    not_found()
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(unavailable)?;
         let mut buf = vec![0u8; (end - range.start) as usize];
         file.read_exact(&mut buf).await.map_err(unavailable)?;
         Ok(Bytes::from(buf))
@@ -221,7 +258,11 @@ impl ObjectStore for FsObjectStore {
         Ok(Some((info, ObjectBody::Stream { len, chunks: rx })))
     }
 
-    async fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectStoreError> {
+    async fn list(
+        &self,
+        bucket: Bucket,
+        prefix: &str,
+    ) -> Result<Vec<ObjectInfo>, ObjectStoreError> {
         let meta_root = self.root.join(bucket.as_str()).join("meta");
         // Walk only the deepest directory the prefix names.
         let dir_part = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
@@ -231,34 +272,35 @@ impl ObjectStore for FsObjectStore {
             meta_root.join(checked_key(dir_part)?)
         };
         let prefix = prefix.to_owned();
-        let found = tokio::task::spawn_blocking(move || -> Result<Vec<ObjectInfo>, ObjectStoreError> {
-            let mut infos = Vec::new();
-            for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    Err(e) if e.io_error().is_some_and(is_absent) => continue,
-                    Err(e) => return Err(ObjectStoreError::Unavailable(Box::new(e))),
-                };
-                if !entry.file_type().is_file() {
-                    continue;
+        let found =
+            tokio::task::spawn_blocking(move || -> Result<Vec<ObjectInfo>, ObjectStoreError> {
+                let mut infos = Vec::new();
+                for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
+                    let entry = match entry {
+                        Ok(entry) => entry,
+                        Err(e) if e.io_error().is_some_and(is_absent) => continue,
+                        Err(e) => return Err(ObjectStoreError::Unavailable(Box::new(e))),
+                    };
+                    if !entry.file_type().is_file() {
+                        continue;
+                    }
+                    let Ok(relative) = entry.path().strip_prefix(&meta_root) else {
+                        continue;
+                    };
+                    let key = relative.to_string_lossy().replace('\\', "/");
+                    if !key.starts_with(&prefix) {
+                        continue;
+                    }
+                    let raw = std::fs::read(entry.path()).map_err(unavailable)?;
+                    let info: ObjectInfo = serde_json::from_slice(&raw)
+                        .map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))?;
+                    infos.push(info);
                 }
-                let Ok(relative) = entry.path().strip_prefix(&meta_root) else {
-                    continue;
-                };
-                let key = relative.to_string_lossy().replace('\\', "/");
-                if !key.starts_with(&prefix) {
-                    continue;
-                }
-                let raw = std::fs::read(entry.path()).map_err(unavailable)?;
-                let info: ObjectInfo = serde_json::from_slice(&raw)
-                    .map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))?;
-                infos.push(info);
-            }
-            infos.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(infos)
-        })
-        .await
-        .map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))??;
+                infos.sort_by(|a, b| a.key.cmp(&b.key));
+                Ok(infos)
+            })
+            .await
+            .map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))??;
         Ok(found)
     }
 
@@ -324,7 +366,12 @@ mod tests {
         let store = FsObjectStore::new(dir.path().to_path_buf()).unwrap();
         let key = "docs/01jd0000000000000000000000/index.html";
         let info = store
-            .put(Bucket::Hosting, key, ObjectBody::Bytes(Bytes::from_static(b"<h1>hi</h1>")), &meta("text/html"))
+            .put(
+                Bucket::Hosting,
+                key,
+                ObjectBody::Bytes(Bytes::from_static(b"<h1>hi</h1>")),
+                &meta("text/html"),
+            )
             .await
             .unwrap();
         assert_eq!(info.size, 11);
@@ -334,8 +381,20 @@ mod tests {
         assert_eq!(got.meta.content_type, "text/html");
         assert_eq!(got.etag, info.etag);
         assert_eq!(read_all(body).await, b"<h1>hi</h1>");
-        assert_eq!(reopened.get_range(Bucket::Hosting, key, 4..8).await.unwrap(), &b"hi</"[..]);
-        assert_eq!(reopened.get_range(Bucket::Hosting, key, 8..100).await.unwrap(), &b"h1>"[..]);
+        assert_eq!(
+            reopened
+                .get_range(Bucket::Hosting, key, 4..8)
+                .await
+                .unwrap(),
+            &b"hi</"[..]
+        );
+        assert_eq!(
+            reopened
+                .get_range(Bucket::Hosting, key, 8..100)
+                .await
+                .unwrap(),
+            &b"h1>"[..]
+        );
         assert!(reopened.get(Bucket::Source, key).await.unwrap().is_none());
     }
 
@@ -347,24 +406,62 @@ mod tests {
         tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
         drop(tx);
         let err = store
-            .put(Bucket::Artifacts, "a/out.zip", ObjectBody::Stream { len: 10, chunks: rx }, &meta("application/zip"))
+            .put(
+                Bucket::Artifacts,
+                "a/out.zip",
+                ObjectBody::Stream {
+                    len: 10,
+                    chunks: rx,
+                },
+                &meta("application/zip"),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, ObjectStoreError::ShortBody { expected: 10, actual: 3 }));
-        assert!(store.head(Bucket::Artifacts, "a/out.zip").await.unwrap().is_none());
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "temp file left behind");
+        assert!(matches!(
+            err,
+            ObjectStoreError::ShortBody {
+                expected: 10,
+                actual: 3
+            }
+        ));
+        assert!(store
+            .head(Bucket::Artifacts, "a/out.zip")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "temp file left behind"
+        );
     }
 
     #[tokio::test]
     async fn unsafe_keys_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsObjectStore::new(dir.path().to_path_buf()).unwrap();
-        for key in ["", "../escape", "a/../../b", "/abs", "a//b", "a\\b", "a/./b"] {
+        for key in [
+            "",
+            "../escape",
+            "a/../../b",
+            "/abs",
+            "a//b",
+            "a\\b",
+            "a/./b",
+        ] {
             let err = store
-                .put(Bucket::Hosting, key, ObjectBody::Bytes(Bytes::new()), &meta("text/plain"))
+                .put(
+                    Bucket::Hosting,
+                    key,
+                    ObjectBody::Bytes(Bytes::new()),
+                    &meta("text/plain"),
+                )
                 .await
                 .unwrap_err();
-            assert!(matches!(err, ObjectStoreError::InvalidKey(_)), "{key:?}: {err:?}");
+            assert!(
+                matches!(err, ObjectStoreError::InvalidKey(_)),
+                "{key:?}: {err:?}"
+            );
         }
     }
 
@@ -372,21 +469,49 @@ mod tests {
     async fn listing_is_by_prefix_and_deleting_tidies_up() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsObjectStore::new(dir.path().to_path_buf()).unwrap();
-        for key in ["s/1/index.html", "s/1/a/b.css", "s/2/index.html", "s/10/x.js", "t/1/index.html"] {
+        for key in [
+            "s/1/index.html",
+            "s/1/a/b.css",
+            "s/2/index.html",
+            "s/10/x.js",
+            "t/1/index.html",
+        ] {
             store
-                .put(Bucket::Hosting, key, ObjectBody::Bytes(Bytes::from_static(b"x")), &meta("text/plain"))
+                .put(
+                    Bucket::Hosting,
+                    key,
+                    ObjectBody::Bytes(Bytes::from_static(b"x")),
+                    &meta("text/plain"),
+                )
                 .await
                 .unwrap();
         }
         let keys = |infos: Vec<ObjectInfo>| infos.into_iter().map(|i| i.key).collect::<Vec<_>>();
-        assert_eq!(keys(store.list(Bucket::Hosting, "s/1/").await.unwrap()), ["s/1/a/b.css", "s/1/index.html"]);
+        assert_eq!(
+            keys(store.list(Bucket::Hosting, "s/1/").await.unwrap()),
+            ["s/1/a/b.css", "s/1/index.html"]
+        );
         assert_eq!(store.list(Bucket::Hosting, "s/").await.unwrap().len(), 4);
-        assert!(store.list(Bucket::Hosting, "nope/").await.unwrap().is_empty());
+        assert!(store
+            .list(Bucket::Hosting, "nope/")
+            .await
+            .unwrap()
+            .is_empty());
 
         let doomed = keys(store.list(Bucket::Hosting, "s/1/").await.unwrap());
-        assert_eq!(store.delete_many(Bucket::Hosting, &doomed).await.unwrap(), 1);
-        assert!(store.list(Bucket::Hosting, "s/1/").await.unwrap().is_empty());
-        assert!(!dir.path().join("hosting/objects/s/1").exists(), "empty directories are removed");
+        assert_eq!(
+            store.delete_many(Bucket::Hosting, &doomed).await.unwrap(),
+            1
+        );
+        assert!(store
+            .list(Bucket::Hosting, "s/1/")
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(
+            !dir.path().join("hosting/objects/s/1").exists(),
+            "empty directories are removed"
+        );
         assert_eq!(store.list(Bucket::Hosting, "s/").await.unwrap().len(), 2);
     }
 }

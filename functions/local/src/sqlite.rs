@@ -94,7 +94,11 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<String, StateError> {
 
 fn load_site(conn: &Connection, name: &SiteName) -> Result<Site, StateError> {
     let body: Option<String> = conn
-        .query_row("SELECT body FROM sites WHERE name = ?1", [name.as_str()], |r| r.get(0))
+        .query_row(
+            "SELECT body FROM sites WHERE name = ?1",
+            [name.as_str()],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(unavailable)?;
     decode(&body.ok_or_else(|| StateError::SiteNotFound(name.clone()))?)
@@ -111,7 +115,11 @@ fn save_site(conn: &Connection, site: &Site) -> Result<(), StateError> {
 
 fn load_deployment(conn: &Connection, id: &DeploymentId) -> Result<Deployment, StateError> {
     let body: Option<String> = conn
-        .query_row("SELECT body FROM deployments WHERE id = ?1", [id.to_string()], |r| r.get(0))
+        .query_row(
+            "SELECT body FROM deployments WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(unavailable)?;
     decode(&body.ok_or(StateError::DeploymentNotFound(*id))?)
@@ -166,14 +174,23 @@ fn move_status(
 
 impl SqliteState {
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let wrap = |source| OpenError::Sqlite { path: path.display().to_string(), source };
+        let wrap = |source| OpenError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
         let conn = Connection::open(path).map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` on the connection off the async runtime's workers.
@@ -268,7 +285,9 @@ impl StateStore for SqliteState {
 
     async fn list_sites(&self) -> Result<Vec<Site>, StateError> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare("SELECT body FROM sites ORDER BY name").map_err(unavailable)?;
+            let mut stmt = conn
+                .prepare("SELECT body FROM sites ORDER BY name")
+                .map_err(unavailable)?;
             let bodies = stmt
                 .query_map([], |r| r.get::<_, String>(0))
                 .map_err(unavailable)?
@@ -298,9 +317,14 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn get_deployment(&self, site: &SiteName, id: &DeploymentId) -> Result<Deployment, StateError> {
+    async fn get_deployment(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+    ) -> Result<Deployment, StateError> {
         let (site, id) = (site.clone(), *id);
-        self.with_conn(move |conn| load_site_deployment(conn, &site, &id)).await
+        self.with_conn(move |conn| load_site_deployment(conn, &site, &id))
+            .await
     }
 
     async fn find_deployment(&self, id: &DeploymentId) -> Result<Deployment, StateError> {
@@ -339,9 +363,18 @@ impl StateStore for SqliteState {
                 .map_err(unavailable)?;
             let mut deployment = load_site_deployment(&tx, &site, &id)?;
             move_status(&mut deployment, to, OffsetDateTime::now_utc())?;
-            let DeploymentPatch { built, error, file_count, bytes } = patch;
+            let DeploymentPatch {
+                built,
+                routing,
+                error,
+                file_count,
+                bytes,
+            } = patch;
             if let Some(built) = built {
                 deployment.built = built;
+            }
+            if let Some(routing) = routing {
+                deployment.routing = routing;
             }
             if error.is_some() {
                 deployment.error = error;
@@ -402,7 +435,9 @@ impl StateStore for SqliteState {
             site.live_deployment = Some(id);
             save_site(&tx, &site)?;
             tx.commit().map_err(unavailable)?;
-            Ok(ActivateOutcome::Activated { previous: previous_id })
+            Ok(ActivateOutcome::Activated {
+                previous: previous_id,
+            })
         })
         .await
     }
@@ -437,13 +472,20 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId) -> Result<(), StateError> {
+    async fn delete_deployment(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+    ) -> Result<(), StateError> {
         let (site, id) = (site.clone(), *id);
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             load_site_deployment(&tx, &site, &id)?;
-            tx.execute("DELETE FROM deployment_logs WHERE deployment_id = ?1", [id.to_string()])
-                .map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM deployment_logs WHERE deployment_id = ?1",
+                [id.to_string()],
+            )
+            .map_err(unavailable)?;
             tx.execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
                 .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
@@ -524,7 +566,10 @@ impl KeyValueStore for SqliteState {
 
     async fn put(&self, key: &str, value: &str) -> Result<(), KvsError> {
         if value.len() > MAX_KVS_VALUE {
-            return Err(KvsError::ValueTooLarge { key: key.to_owned(), len: value.len() });
+            return Err(KvsError::ValueTooLarge {
+                key: key.to_owned(),
+                len: value.len(),
+            });
         }
         let (key, value) = (key.to_owned(), value.to_owned());
         self.with_conn(move |conn| {
@@ -542,7 +587,8 @@ impl KeyValueStore for SqliteState {
     async fn delete(&self, key: &str) -> Result<(), KvsError> {
         let key = key.to_owned();
         self.with_conn(move |conn| {
-            conn.execute("DELETE FROM kvs WHERE key = ?1", [key]).map_err(unavailable)?;
+            conn.execute("DELETE FROM kvs WHERE key = ?1", [key])
+                .map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -574,9 +620,13 @@ mod tests {
             site: SiteName::parse(site).unwrap(),
             status: DeploymentStatus::Queued,
             target: PRODUCTION_TARGET.into(),
-            source: ObjectLocation { bucket: Bucket::Source, key: format!("uploads/{site}/{id}.zip") },
+            source: ObjectLocation {
+                bucket: Bucket::Source,
+                key: format!("uploads/{site}/{id}.zip"),
+            },
             prebuilt: false,
             built: false,
+            routing: RoutingFlags::default(),
             created_at: now,
             updated_at: now,
             activated_at: None,
@@ -588,7 +638,10 @@ mod tests {
 
     async fn publish(store: &SqliteState, d: &Deployment) {
         for to in [DeploymentStatus::Building, DeploymentStatus::Publishing] {
-            store.transition(&d.site, &d.id, to, DeploymentPatch::default()).await.unwrap();
+            store
+                .transition(&d.site, &d.id, to, DeploymentPatch::default())
+                .await
+                .unwrap();
         }
     }
 
@@ -598,12 +651,18 @@ mod tests {
         let path = dir.path().join("state.db");
         let store = SqliteState::open(&path).unwrap();
         store.create_site(&site("docs")).await.unwrap();
-        assert!(matches!(store.create_site(&site("docs")).await, Err(StateError::SiteExists(_))));
+        assert!(matches!(
+            store.create_site(&site("docs")).await,
+            Err(StateError::SiteExists(_))
+        ));
         drop(store);
         let reopened = SqliteState::open(&path).unwrap();
         assert_eq!(reopened.list_sites().await.unwrap().len(), 1);
         let missing = SiteName::parse("nope").unwrap();
-        assert!(matches!(reopened.get_site(&missing).await, Err(StateError::SiteNotFound(_))));
+        assert!(matches!(
+            reopened.get_site(&missing).await,
+            Err(StateError::SiteNotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -614,12 +673,29 @@ mod tests {
         let d = deployment("docs");
         store.create_deployment(&d).await.unwrap();
         let err = store
-            .transition(&d.site, &d.id, DeploymentStatus::Live, DeploymentPatch::default())
+            .transition(
+                &d.site,
+                &d.id,
+                DeploymentStatus::Live,
+                DeploymentPatch::default(),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, StateError::InvalidTransition { from: DeploymentStatus::Queued, .. }));
-        let patch = DeploymentPatch { built: Some(true), ..Default::default() };
-        let moved = store.transition(&d.site, &d.id, DeploymentStatus::Building, patch).await.unwrap();
+        assert!(matches!(
+            err,
+            StateError::InvalidTransition {
+                from: DeploymentStatus::Queued,
+                ..
+            }
+        ));
+        let patch = DeploymentPatch {
+            built: Some(true),
+            ..Default::default()
+        };
+        let moved = store
+            .transition(&d.site, &d.id, DeploymentStatus::Building, patch)
+            .await
+            .unwrap();
         assert!(moved.built);
         let other_site = SiteName::parse("other").unwrap();
         assert!(matches!(
@@ -650,10 +726,15 @@ mod tests {
             store.activate(&older.site, &older.id, now).await.unwrap(),
             ActivateOutcome::Superseded { newer: newer.id }
         );
-        assert_eq!(store.activate(&newer.site, &newer.id, now).await.unwrap(), ActivateOutcome::AlreadyLive);
+        assert_eq!(
+            store.activate(&newer.site, &newer.id, now).await.unwrap(),
+            ActivateOutcome::AlreadyLive
+        );
         assert_eq!(
             store.activate(&newest.site, &newest.id, now).await.unwrap(),
-            ActivateOutcome::Activated { previous: Some(newer.id) }
+            ActivateOutcome::Activated {
+                previous: Some(newer.id)
+            }
         );
         let statuses: Vec<_> = store
             .list_deployments(&older.site)
@@ -664,13 +745,27 @@ mod tests {
             .collect();
         assert_eq!(
             statuses,
-            [DeploymentStatus::Live, DeploymentStatus::Superseded, DeploymentStatus::Superseded]
+            [
+                DeploymentStatus::Live,
+                DeploymentStatus::Superseded,
+                DeploymentStatus::Superseded
+            ]
         );
 
         let back = store.roll_back(&newer.site, &newer.id, now).await.unwrap();
         assert_eq!(back.status, DeploymentStatus::Live);
-        assert_eq!(store.get_deployment(&newest.site, &newest.id).await.unwrap().status, DeploymentStatus::RolledBack);
-        assert_eq!(store.get_site(&newer.site).await.unwrap().live_deployment, Some(newer.id));
+        assert_eq!(
+            store
+                .get_deployment(&newest.site, &newest.id)
+                .await
+                .unwrap()
+                .status,
+            DeploymentStatus::RolledBack
+        );
+        assert_eq!(
+            store.get_site(&newer.site).await.unwrap().live_deployment,
+            Some(newer.id)
+        );
     }
 
     #[tokio::test]
@@ -678,10 +773,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
         let id = DeploymentId::generate();
-        store.append_log(&id, &["one".into(), "two".into()]).await.unwrap();
+        store
+            .append_log(&id, &["one".into(), "two".into()])
+            .await
+            .unwrap();
         store.append_log(&id, &["three".into()]).await.unwrap();
         let all = store.read_log(&id, 0).await.unwrap();
-        assert_eq!(all.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(), ["one", "two", "three"]);
+        assert_eq!(
+            all.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+            ["one", "two", "three"]
+        );
         let rest = store.read_log(&id, all[1].seq).await.unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].line, "three");
@@ -691,14 +792,27 @@ mod tests {
     async fn kvs_values_are_limited_to_one_kilobyte() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        KeyValueStore::put(&store, "docs.localhost", "docs/x").await.unwrap();
-        assert_eq!(KeyValueStore::get(&store, "docs.localhost").await.unwrap().as_deref(), Some("docs/x"));
+        KeyValueStore::put(&store, "docs.localhost", "docs/x")
+            .await
+            .unwrap();
+        assert_eq!(
+            KeyValueStore::get(&store, "docs.localhost")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("docs/x")
+        );
         assert!(matches!(
             KeyValueStore::put(&store, "k", &"v".repeat(1025)).await,
             Err(KvsError::ValueTooLarge { .. })
         ));
-        KeyValueStore::delete(&store, "docs.localhost").await.unwrap();
-        assert_eq!(KeyValueStore::get(&store, "docs.localhost").await.unwrap(), None);
+        KeyValueStore::delete(&store, "docs.localhost")
+            .await
+            .unwrap();
+        assert_eq!(
+            KeyValueStore::get(&store, "docs.localhost").await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
@@ -708,7 +822,10 @@ mod tests {
         assert!(store.insert_execution("e1", "{}").await.unwrap());
         assert!(!store.insert_execution("e1", "{}").await.unwrap());
         assert_eq!(store.running_executions().await.unwrap().len(), 1);
-        store.finish_execution("e1", "SUCCEEDED", None).await.unwrap();
+        store
+            .finish_execution("e1", "SUCCEEDED", None)
+            .await
+            .unwrap();
         assert!(store.running_executions().await.unwrap().is_empty());
     }
 }

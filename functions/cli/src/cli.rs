@@ -1,0 +1,428 @@
+//! The command line's shape. Parsing turns names and ids into their domain types here,
+//! so a bad site name is a usage error (exit 2) before any request is made.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use slipway_core::names::{DeploymentId, SiteName};
+
+use crate::client::Endpoint;
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7070";
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:7070";
+pub const DEFAULT_EDGE_ADDR: &str = "127.0.0.1:7080";
+pub const DEFAULT_STATE_DIR: &str = ".slipway";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Deploy static sites through slipway's pipeline, locally with `slipway dev` or on AWS."
+)]
+pub struct Cli {
+    /// Print exactly one JSON document on stdout; progress and messages go to stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output on stderr (-v debug, -vv trace). RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole control plane on this machine: the API and the local edge.
+    Dev(DevArgs),
+    /// Start `slipway dev` in this process and deploy the bundled example site through it.
+    Demo(DemoArgs),
+    /// Create, list and inspect sites.
+    #[command(subcommand)]
+    Sites(SitesCommand),
+    /// Deploy a directory or a .zip to a site and wait until it is live.
+    Deploy(DeployArgs),
+    /// List a site's deployments, newest first.
+    Deployments(DeploymentsArgs),
+    /// Make an earlier deployment live again (by default the previously live one).
+    Rollback(RollbackArgs),
+    /// Print a deployment's build log.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Where the embedded state (SQLite, objects, build scratch) lives.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Address the control-plane API listens on.
+    #[arg(long, default_value = DEFAULT_API_ADDR)]
+    pub api_addr: SocketAddr,
+    /// Address the local edge listens on; sites answer at http://{site}.localhost:{port}/.
+    #[arg(long, default_value = DEFAULT_EDGE_ADDR)]
+    pub edge_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Require this bearer token on API requests.
+    #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Exit once the example site is live and answering, instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+/// How client commands reach the API.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The control-plane API.
+    #[arg(long, env = "SLIPWAY_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: Endpoint,
+    /// Sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SitesCommand {
+    /// Create a site.
+    Create(SitesCreateArgs),
+    /// List sites.
+    List(SitesListArgs),
+    /// Show one site.
+    Show(SitesShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SitesCreateArgs {
+    pub name: SiteName,
+    /// Serve /index.html for extensionless paths that match no file.
+    #[arg(long)]
+    pub spa: bool,
+    /// Serve /about from /about.html or /about/index.html.
+    #[arg(long)]
+    pub clean_urls: bool,
+    /// How many finished deployments to keep.
+    #[arg(long, value_name = "N")]
+    pub retain: Option<u32>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SitesListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SitesShowArgs {
+    pub name: SiteName,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// A directory (zipped here, honouring .gitignore) or a .zip file.
+    pub path: PathBuf,
+    #[arg(long)]
+    pub site: SiteName,
+    /// The source is already built output: publish it as it is, without a build.
+    #[arg(long)]
+    pub prebuilt: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploymentsArgs {
+    pub site: SiteName,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub site: SiteName,
+    /// The deployment to make live; defaults to the previously live one.
+    #[arg(long, value_name = "ID")]
+    pub to: Option<DeploymentId>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub id: DeploymentId,
+    /// Keep printing new lines until the deployment finishes.
+    #[arg(long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+impl Command {
+    /// Servers log their work by default; client commands stay quiet unless asked.
+    pub fn default_log_level(&self) -> &'static str {
+        // The demo stays quiet too: its progress output is the show, and server logs would
+        // interleave with it.
+        match self {
+            Command::Dev(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Tests that read or set SLIPWAY_* variables take this, since clap reads the process
+    /// environment while parsing.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("slipway").chain(args.iter().copied()))
+    }
+
+    fn parse_clean(args: &[&str]) -> Cli {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::remove_var("SLIPWAY_ENDPOINT");
+        std::env::remove_var("SLIPWAY_TOKEN");
+        parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn dev_has_local_defaults_and_takes_addresses() {
+        let Command::Dev(dev) = parse_clean(&["dev"]).command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.server.state_dir, PathBuf::from(".slipway"));
+        assert_eq!(dev.server.api_addr, "127.0.0.1:7070".parse().unwrap());
+        assert_eq!(dev.server.edge_addr, "127.0.0.1:7080".parse().unwrap());
+        assert_eq!(dev.token, None);
+
+        let cli = parse_clean(&[
+            "dev",
+            "--state-dir",
+            "/tmp/s",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--edge-addr",
+            "0.0.0.0:9000",
+            "--token",
+            "t0k",
+            "--json",
+        ]);
+        assert!(cli.json);
+        let Command::Dev(dev) = cli.command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.server.state_dir, PathBuf::from("/tmp/s"));
+        assert_eq!(dev.server.api_addr.port(), 0);
+        assert_eq!(dev.server.edge_addr, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(dev.token.as_deref(), Some("t0k"));
+    }
+
+    #[test]
+    fn demo_takes_server_addresses_and_exit() {
+        let Command::Demo(demo) =
+            parse_clean(&["demo", "--exit", "--api-addr", "127.0.0.1:0"]).command
+        else {
+            panic!("not demo")
+        };
+        assert!(demo.exit);
+        assert_eq!(demo.server.api_addr.port(), 0);
+        assert_eq!(demo.server.state_dir, PathBuf::from(".slipway"));
+        assert!(parse(&["demo", "--token", "x"]).is_err());
+    }
+
+    #[test]
+    fn sites_commands_parse_names_and_flags() {
+        let Command::Sites(SitesCommand::Create(create)) = parse_clean(&[
+            "sites",
+            "create",
+            "docs",
+            "--spa",
+            "--clean-urls",
+            "--retain",
+            "5",
+        ])
+        .command
+        else {
+            panic!("not sites create")
+        };
+        assert_eq!(create.name.as_str(), "docs");
+        assert!(create.spa && create.clean_urls);
+        assert_eq!(create.retain, Some(5));
+        assert_eq!(create.client.endpoint.to_string(), DEFAULT_ENDPOINT);
+
+        let Command::Sites(SitesCommand::Create(plain)) =
+            parse_clean(&["sites", "create", "blog"]).command
+        else {
+            panic!("not sites create")
+        };
+        assert!(!plain.spa && !plain.clean_urls && plain.retain.is_none());
+
+        assert!(matches!(
+            parse_clean(&["sites", "list", "--json"]).command,
+            Command::Sites(SitesCommand::List(_))
+        ));
+        let Command::Sites(SitesCommand::Show(show)) =
+            parse_clean(&["sites", "show", "docs"]).command
+        else {
+            panic!("not sites show")
+        };
+        assert_eq!(show.name.as_str(), "docs");
+    }
+
+    #[test]
+    fn deploy_needs_a_path_and_a_valid_site() {
+        let Command::Deploy(deploy) =
+            parse_clean(&["deploy", "./public", "--site", "docs", "--prebuilt"]).command
+        else {
+            panic!("not deploy")
+        };
+        assert_eq!(deploy.path, PathBuf::from("./public"));
+        assert_eq!(deploy.site.as_str(), "docs");
+        assert!(deploy.prebuilt);
+
+        let Command::Deploy(source) =
+            parse_clean(&["deploy", "site.zip", "--site", "docs"]).command
+        else {
+            panic!("not deploy")
+        };
+        assert!(!source.prebuilt);
+
+        assert!(
+            parse(&["deploy", "./public"]).is_err(),
+            "--site is required"
+        );
+        assert!(
+            parse(&["deploy", "--site", "docs"]).is_err(),
+            "PATH is required"
+        );
+    }
+
+    #[test]
+    fn deployments_rollback_and_logs_parse_ids() {
+        let id = "01jd0000000000000000000000";
+        let Command::Deployments(list) = parse_clean(&["deployments", "docs"]).command else {
+            panic!("not deployments")
+        };
+        assert_eq!(list.site.as_str(), "docs");
+
+        let Command::Rollback(back) = parse_clean(&["rollback", "docs"]).command else {
+            panic!("not rollback")
+        };
+        assert_eq!(back.to, None);
+        let Command::Rollback(to) = parse_clean(&["rollback", "docs", "--to", id]).command else {
+            panic!("not rollback")
+        };
+        assert_eq!(to.to.map(|id| id.to_string()).as_deref(), Some(id));
+
+        let Command::Logs(logs) = parse_clean(&["logs", id, "--follow"]).command else {
+            panic!("not logs")
+        };
+        assert_eq!(logs.id.to_string(), id);
+        assert!(logs.follow);
+        let Command::Logs(once) = parse_clean(&["logs", id]).command else {
+            panic!("not logs")
+        };
+        assert!(!once.follow);
+    }
+
+    #[test]
+    fn bad_names_ids_and_addresses_are_usage_errors() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        for args in [
+            &["sites", "create", "Bad_Name"][..],
+            &["deploy", ".", "--site", "pr-1--docs"],
+            &["rollback", "docs", "--to", "not-an-id"],
+            &["logs", "01JD0000000000000000000000"],
+            &["dev", "--api-addr", "localhost"],
+            &[
+                "deployments",
+                "docs",
+                "--endpoint",
+                "https://api.example.com",
+            ],
+            &["sites", "list", "--retain", "3"],
+            &["bogus"],
+        ] {
+            let err = parse(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn endpoint_and_token_come_from_flags_then_environment() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var("SLIPWAY_ENDPOINT", "http://10.0.0.5:9000/");
+        std::env::set_var("SLIPWAY_TOKEN", "from-env");
+        let from_env = parse(&["sites", "list"]);
+        let from_flags = parse(&[
+            "sites",
+            "list",
+            "--endpoint",
+            "http://127.0.0.1:1234",
+            "--token",
+            "from-flag",
+        ]);
+        let dev = parse(&["dev"]);
+        std::env::remove_var("SLIPWAY_ENDPOINT");
+        std::env::remove_var("SLIPWAY_TOKEN");
+
+        let Command::Sites(SitesCommand::List(env_args)) = from_env.unwrap().command else {
+            panic!("not sites list")
+        };
+        assert_eq!(env_args.client.endpoint.to_string(), "http://10.0.0.5:9000");
+        assert_eq!(env_args.client.token.as_deref(), Some("from-env"));
+
+        let Command::Sites(SitesCommand::List(flag_args)) = from_flags.unwrap().command else {
+            panic!("not sites list")
+        };
+        assert_eq!(
+            flag_args.client.endpoint.to_string(),
+            "http://127.0.0.1:1234"
+        );
+        assert_eq!(flag_args.client.token.as_deref(), Some("from-flag"));
+
+        // The server side reads the same variable, so one export configures both.
+        let Command::Dev(dev) = dev.unwrap().command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.token.as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn json_and_verbosity_are_accepted_anywhere() {
+        let cli = parse_clean(&["-vv", "deployments", "docs", "--json"]);
+        assert!(cli.json);
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(cli.command.default_log_level(), "warn");
+        assert_eq!(parse_clean(&["dev"]).command.default_log_level(), "info");
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,601 @@
+//! The control-plane API client. Every command that talks to slipway, `demo` included,
+//! goes through these calls, so the demo exercises exactly what `deploy` does.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use slipway_core::api_types::{
+    ApiErrorBody, CreateDeploymentRequest, CreateDeploymentResponse, CreateSiteRequest,
+    DeploymentOutcome, DeploymentView, LogsResponse, RollbackRequest, SiteView, UploadTarget,
+};
+use slipway_core::names::{DeploymentId, SiteName};
+use tokio_util::io::ReaderStream;
+
+type UrlError = <Url as FromStr>::Err;
+
+/// The API's base URL. Paths append to it without a doubled slash, and an API Gateway stage
+/// such as `/prod` is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    base: String,
+    url: Url,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint {raw:?} is not a URL: {source}")]
+    NotAUrl {
+        raw: String,
+        #[source]
+        source: UrlError,
+    },
+    #[error("endpoint {0} is not http://; this build of slipway speaks plain HTTP only")]
+    Scheme(String),
+    #[error("endpoint {0} must not carry a query, fragment or credentials")]
+    Extras(String),
+}
+
+impl Endpoint {
+    pub fn parse(raw: &str) -> Result<Self, EndpointError> {
+        let url = Url::parse(raw).map_err(|source| EndpointError::NotAUrl {
+            raw: raw.to_owned(),
+            source,
+        })?;
+        if url.scheme() != "http" {
+            return Err(EndpointError::Scheme(raw.to_owned()));
+        }
+        if url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(EndpointError::Extras(raw.to_owned()));
+        }
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        Ok(Self { base, url })
+    }
+
+    fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Same scheme, host and port: a URL the API's credentials belong to.
+    fn same_origin(&self, other: &Url) -> bool {
+        self.url.scheme() == other.scheme()
+            && self.url.host_str() == other.host_str()
+            && self.url.port_or_known_default() == other.port_or_known_default()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with its error body.
+    #[error("{} ({})", body.error.message, body.error.code)]
+    Api {
+        status: StatusCode,
+        body: ApiErrorBody,
+    },
+    #[error("no slipway API at {endpoint}; is `slipway dev` running?")]
+    Unreachable {
+        endpoint: Endpoint,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{method} {url} failed")]
+    Transport {
+        method: Method,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{method} {url} answered {status}: {excerpt}")]
+    UnexpectedStatus {
+        method: Method,
+        url: String,
+        status: StatusCode,
+        excerpt: String,
+    },
+    #[error("{method} {url} answered with a body slipway does not understand")]
+    Decode {
+        method: Method,
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the API's upload target is unusable: {0}")]
+    UploadTarget(&'static str),
+    #[error("cannot read {path}")]
+    ReadUpload {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
+impl ClientError {
+    /// A stable code for `--json` error output: the API's own code, or a local one.
+    pub fn code(&self) -> &str {
+        match self {
+            ClientError::Api { body, .. } => &body.error.code,
+            ClientError::Unreachable { .. } => "api_unreachable",
+            ClientError::UnexpectedStatus { .. } | ClientError::Decode { .. } => "bad_response",
+            ClientError::UploadTarget(_) => "bad_upload_target",
+            ClientError::Transport { .. }
+            | ClientError::ReadUpload { .. }
+            | ClientError::Build(_) => "transport",
+        }
+    }
+}
+
+/// How long an API call (not an upload) may take before the CLI gives up on it.
+const API_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    pub fn new(endpoint: Endpoint, token: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            http,
+            endpoint,
+            token,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub async fn create_site(&self, req: &CreateSiteRequest) -> Result<SiteView, ClientError> {
+        self.call(Method::POST, "/sites", Some(req)).await
+    }
+
+    pub async fn list_sites(&self) -> Result<Vec<SiteView>, ClientError> {
+        self.call(Method::GET, "/sites", None::<&()>).await
+    }
+
+    pub async fn get_site(&self, site: &SiteName) -> Result<SiteView, ClientError> {
+        self.call(Method::GET, &format!("/sites/{site}"), None::<&()>)
+            .await
+    }
+
+    pub async fn create_deployment(
+        &self,
+        site: &SiteName,
+        req: &CreateDeploymentRequest,
+    ) -> Result<CreateDeploymentResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/sites/{site}/deployments"),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn get_deployment(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+    ) -> Result<DeploymentView, ClientError> {
+        let path = format!("/sites/{site}/deployments/{id}");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn list_deployments(
+        &self,
+        site: &SiteName,
+    ) -> Result<Vec<DeploymentView>, ClientError> {
+        let path = format!("/sites/{site}/deployments");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn rollback(
+        &self,
+        site: &SiteName,
+        req: &RollbackRequest,
+    ) -> Result<DeploymentOutcome, ClientError> {
+        self.call(Method::POST, &format!("/sites/{site}/rollback"), Some(req))
+            .await
+    }
+
+    /// Log lines with a sequence number greater than `after`.
+    pub async fn logs(&self, id: &DeploymentId, after: u64) -> Result<LogsResponse, ClientError> {
+        let path = format!("/deployments/{id}/logs?after={after}");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Streams the file at `path` (`len` bytes) to the upload target, calling `sent` with the
+    /// size of each chunk as it goes out. The bearer token goes along only when the target is
+    /// the API itself (`slipway dev`'s upload endpoint): a presigned S3 URL authorises itself,
+    /// and S3 rejects a request that carries a second kind of authentication.
+    pub async fn upload(
+        &self,
+        target: &UploadTarget,
+        path: &Path,
+        len: u64,
+        sent: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<(), ClientError> {
+        let method = Method::from_bytes(target.method.as_bytes())
+            .map_err(|_| ClientError::UploadTarget("its method is not an HTTP method"))?;
+        let url = Url::parse(&target.url)
+            .map_err(|_| ClientError::UploadTarget("its URL does not parse"))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &target.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ClientError::UploadTarget("a header name is invalid"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| ClientError::UploadTarget("a header value is invalid"))?;
+            headers.insert(name, value);
+        }
+        if let Some(token) = &self.token {
+            if self.endpoint.same_origin(&url) && !headers.contains_key(AUTHORIZATION) {
+                let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    ClientError::UploadTarget("the token is not a valid header value")
+                })?;
+                headers.insert(AUTHORIZATION, bearer);
+            }
+        }
+        // An explicit length keeps hyper from chunking the body; presigned S3 PUTs need it.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| ClientError::ReadUpload {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let body = ReaderStream::new(file).inspect_ok(move |chunk| sent(chunk.len() as u64));
+
+        let url_text = url.to_string();
+        tracing::debug!(%method, url = %url_text, bytes = len, "uploading source");
+        let response = self
+            .http
+            .request(method.clone(), url)
+            .headers(headers)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                method: method.clone(),
+                url: url_text.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                method: method.clone(),
+                url: url_text.clone(),
+                source,
+            })?;
+        Err(error_from_body(method, url_text, status, &bytes))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let url = self.endpoint.join(path);
+        let mut request = self.http.request(method.clone(), &url).timeout(API_TIMEOUT);
+        if let Some(token) = &self.token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        tracing::debug!(%method, %url, "calling the API");
+        let transport = |source: reqwest::Error| {
+            if source.is_connect() {
+                ClientError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                }
+            } else {
+                ClientError::Transport {
+                    method: method.clone(),
+                    url: url.clone(),
+                    source,
+                }
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        tracing::debug!(%method, %url, status = status.as_u16(), bytes = bytes.len(), "API answered");
+        if !status.is_success() {
+            return Err(error_from_body(method, url, status, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode {
+            method,
+            url,
+            source,
+        })
+    }
+}
+
+/// The API's error body when there is one; otherwise the start of whatever came back
+/// (S3's XML, a proxy's HTML page).
+fn error_from_body(method: Method, url: String, status: StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiErrorBody>(bytes) {
+        Ok(body) => ClientError::Api { status, body },
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let excerpt: String = text.trim().chars().take(300).collect();
+            ClientError::UnexpectedStatus {
+                method,
+                url,
+                status,
+                excerpt,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server that answers one request with `response` and hands back what it received:
+    /// the request head (lowercased) and the body.
+    async fn one_request(response: String) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 8192];
+            let head_end = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                received.extend_from_slice(&buf[..n]);
+                if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&received[..head_end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while received.len() < head_end + length {
+                let n = socket.read(&mut buf).await.unwrap();
+                received.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(response.as_bytes()).await.unwrap();
+            socket.shutdown().await.unwrap();
+            (head, received[head_end..].to_vec())
+        });
+        (base, task)
+    }
+
+    #[tokio::test]
+    async fn api_calls_carry_the_bearer_token_and_map_error_bodies() {
+        let body = r#"{"error":{"code":"site_not_found","message":"no site named docs"}}"#;
+        let response = format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (base, server) = one_request(response).await;
+        let client =
+            ApiClient::new(Endpoint::parse(&base).unwrap(), Some("s3cret".to_owned())).unwrap();
+        let err = client
+            .get_site(&SiteName::parse("docs").unwrap())
+            .await
+            .unwrap_err();
+        let (head, _) = server.await.unwrap();
+        assert!(head.starts_with("get /sites/docs http/1.1"), "{head}");
+        assert!(head.contains("authorization: bearer s3cret"), "{head}");
+        match err {
+            ClientError::Api { status, body } => {
+                assert_eq!(status, StatusCode::NOT_FOUND);
+                assert_eq!(body.error.code, "site_not_found");
+            }
+            other => panic!("expected an API error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_stream_the_file_with_the_targets_headers_and_no_token() {
+        let (base, server) = one_request(
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned(),
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.zip");
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &payload).unwrap();
+        let target = UploadTarget {
+            method: "PUT".to_owned(),
+            url: format!("{base}/uploads/docs/abc.zip?sig=xyz"),
+            headers: BTreeMap::from([("x-upload-token".to_owned(), "t1".to_owned())]),
+            max_bytes: 1 << 20,
+        };
+        let client = ApiClient::new(
+            Endpoint::parse("http://127.0.0.1:1").unwrap(),
+            Some("api-token".to_owned()),
+        )
+        .unwrap();
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        client
+            .upload(&target, &path, payload.len() as u64, move |n| {
+                counter.fetch_add(n, Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
+        let (head, body) = server.await.unwrap();
+        assert!(
+            head.starts_with("put /uploads/docs/abc.zip?sig=xyz http/1.1"),
+            "{head}"
+        );
+        assert!(head.contains("x-upload-token: t1"), "{head}");
+        assert!(head.contains("content-length: 200000"), "{head}");
+        assert!(!head.contains("authorization"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert_eq!(body, payload);
+        assert_eq!(sent.load(Ordering::Relaxed), payload.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn uploads_to_the_api_itself_carry_the_token() {
+        let (base, server) = one_request(
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned(),
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.zip");
+        std::fs::write(&path, b"PK\x05\x06").unwrap();
+        let target = UploadTarget {
+            method: "PUT".to_owned(),
+            url: format!("{base}/uploads/docs/abc.zip"),
+            headers: BTreeMap::new(),
+            max_bytes: 1 << 20,
+        };
+        let client = ApiClient::new(
+            Endpoint::parse(&base).unwrap(),
+            Some("dev-token".to_owned()),
+        )
+        .unwrap();
+        client.upload(&target, &path, 4, |_| {}).await.unwrap();
+        let (head, body) = server.await.unwrap();
+        assert!(head.contains("authorization: bearer dev-token"), "{head}");
+        assert_eq!(body, b"PK\x05\x06");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_upload_reports_what_the_target_said() {
+        let xml = "<Error><Code>AccessDenied</Code></Error>";
+        let response = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+        let (base, server) = one_request(response).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.zip");
+        std::fs::write(&path, b"PK").unwrap();
+        let target = UploadTarget {
+            method: "PUT".to_owned(),
+            url: format!("{base}/put"),
+            headers: BTreeMap::new(),
+            max_bytes: 10,
+        };
+        let client = ApiClient::new(Endpoint::parse(&base).unwrap(), None).unwrap();
+        let err = client.upload(&target, &path, 2, |_| {}).await.unwrap_err();
+        server.await.unwrap();
+        assert!(
+            matches!(&err, ClientError::UnexpectedStatus { status, .. } if *status == StatusCode::FORBIDDEN),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("AccessDenied"));
+    }
+
+    #[test]
+    fn endpoints_drop_trailing_slashes_and_keep_stage_paths() {
+        let plain = Endpoint::parse("http://127.0.0.1:7070/").unwrap();
+        assert_eq!(plain.join("/sites"), "http://127.0.0.1:7070/sites");
+        let staged = Endpoint::parse("http://api.internal:8080/prod/").unwrap();
+        assert_eq!(
+            staged.join("/sites/docs"),
+            "http://api.internal:8080/prod/sites/docs"
+        );
+    }
+
+    #[test]
+    fn endpoints_reject_what_the_client_cannot_honour() {
+        assert!(matches!(
+            Endpoint::parse("127.0.0.1:7070"),
+            Err(EndpointError::NotAUrl { .. }) | Err(EndpointError::Scheme(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("https://example.com"),
+            Err(EndpointError::Scheme(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("http://example.com/?x=1"),
+            Err(EndpointError::Extras(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("http://user:pw@example.com"),
+            Err(EndpointError::Extras(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("not a url"),
+            Err(EndpointError::NotAUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn error_bodies_become_api_errors_and_anything_else_is_quoted() {
+        let api = br#"{"error":{"code":"site_not_found","message":"no site named docs"}}"#;
+        let err = error_from_body(Method::GET, "u".into(), StatusCode::NOT_FOUND, api);
+        assert_eq!(err.to_string(), "no site named docs (site_not_found)");
+        assert_eq!(err.code(), "site_not_found");
+
+        let xml = b"<Error><Code>SignatureDoesNotMatch</Code></Error>";
+        let err = error_from_body(Method::PUT, "u".into(), StatusCode::FORBIDDEN, xml);
+        assert!(matches!(err, ClientError::UnexpectedStatus { .. }));
+        assert!(err.to_string().contains("SignatureDoesNotMatch"));
+        assert_eq!(err.code(), "bad_response");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_reads_as_no_api_running() {
+        // Bind then drop, so the port is (almost certainly) closed when the client connects.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let client = ApiClient::new(endpoint, None).unwrap();
+        let err = client.list_sites().await.unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("no slipway API at http://127.0.0.1:{port}; is `slipway dev` running?")
+        );
+    }
+}

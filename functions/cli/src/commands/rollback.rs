@@ -1,0 +1,19 @@
+//! `slipway rollback NAME [--to ID]`.
+
+use slipway_core::api_types::RollbackRequest;
+
+use crate::cli::RollbackArgs;
+use crate::output::Output;
+
+pub async fn run(args: RollbackArgs, output: Output) -> anyhow::Result<()> {
+    let client = super::client(args.client)?;
+    let outcome = client
+        .rollback(&args.site, &RollbackRequest { to: args.to })
+        .await?;
+    output.note(format!(
+        "{} now serves deployment {} ({})",
+        args.site, outcome.deployment_id, outcome.status
+    ));
+    output.result(&outcome, || outcome.url.clone());
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `slipway sites create|list|show`.
+
+use slipway_core::api_types::{CreateSiteRequest, SiteView};
+
+use crate::cli::SitesCommand;
+use crate::output::{table, Output};
+
+pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
+    match command {
+        SitesCommand::Create(args) => {
+            let client = super::client(args.client)?;
+            let request = CreateSiteRequest {
+                name: args.name.to_string(),
+                spa: args.spa,
+                clean_urls: args.clean_urls,
+                retain: args.retain,
+            };
+            let site = client.create_site(&request).await?;
+            output.result(&site, || {
+                format!("created {}: {}", site.site.name, site.url)
+            });
+        }
+        SitesCommand::List(args) => {
+            let client = super::client(args.client)?;
+            let sites = client.list_sites().await?;
+            output.result(&sites, || {
+                if sites.is_empty() {
+                    return "no sites yet; create one with `slipway sites create NAME`".to_owned();
+                }
+                let rows: Vec<Vec<String>> = sites
+                    .iter()
+                    .map(|view| {
+                        vec![
+                            view.site.name.to_string(),
+                            live(view),
+                            flags(view),
+                            view.url.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "LIVE", "ROUTING", "URL"], &rows)
+            });
+        }
+        SitesCommand::Show(args) => {
+            let client = super::client(args.client)?;
+            let view = client.get_site(&args.name).await?;
+            output.result(&view, || {
+                let created = super::deployments::timestamp(view.site.created_at);
+                format!(
+                    "name     {}\nurl      {}\nlive     {}\nrouting  {}\nretain   {}\ncreated  {created}",
+                    view.site.name,
+                    view.url,
+                    live(&view),
+                    flags(&view),
+                    view.site.retain,
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn live(view: &SiteView) -> String {
+    view.site
+        .live_deployment
+        .map_or_else(|| "-".to_owned(), |id| id.to_string())
+}
+
+fn flags(view: &SiteView) -> String {
+    let routing = view.site.routing;
+    let names: Vec<&str> = [(routing.spa, "spa"), (routing.clean_urls, "clean-urls")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join(",")
+    }
+}

@@ -1,0 +1,446 @@
+//! `slipway dev`: the whole control plane on one machine. The API (plus the upload endpoint
+//! that stands in for presigned S3 PUTs), the deploy workflow, the builder, the stores and
+//! the edge, all on loopback, with everything persisted under the state directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use slipway_core::api::{json_response, ApiConfig, ApiError, ControlPlane, MAX_JSON_BODY};
+use slipway_core::api_types::UploadTarget;
+use slipway_core::model::{DeploymentStatus, ObjectLocation};
+use slipway_core::ports::{
+    Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
+};
+use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
+use slipway_core::trigger::{
+    on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerOutcome,
+};
+use slipway_core::zipsafe::ZipLimits;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::builder::LocalBuilder;
+use crate::objects::FsObjectStore;
+use crate::sqlite::SqliteState;
+use crate::workflow::{LocalWorkflow, WorkflowSetupError};
+
+/// The largest source zip the local upload endpoint accepts.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct DevConfig {
+    pub state_dir: PathBuf,
+    pub api_addr: SocketAddr,
+    pub edge_addr: SocketAddr,
+    /// When set, every API request must carry `Authorization: Bearer {token}`.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] crate::sqlite::OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Workflow(#[from] WorkflowSetupError),
+    #[error("cannot resume: {0}")]
+    Resume(#[from] slipway_core::ports::StateError),
+}
+
+/// The local bucket names: what CodeBuild overrides and execution inputs say.
+pub fn local_buckets() -> BucketNames {
+    BucketNames {
+        source: "slipway-source".into(),
+        artifacts: "slipway-artifacts".into(),
+        hosting: "slipway-hosting".into(),
+    }
+}
+
+pub struct DevServer {
+    api_url: String,
+    edge_url: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct LocalUploads {
+    api_url: String,
+    max_bytes: u64,
+}
+
+#[async_trait]
+impl UploadTargets for LocalUploads {
+    async fn upload_target(&self, location: &ObjectLocation) -> Result<UploadTarget, UploadError> {
+        let headers = [("content-type".to_owned(), "application/zip".to_owned())].into();
+        Ok(UploadTarget {
+            method: "PUT".into(),
+            url: format!("{}/{}", self.api_url, location.key),
+            headers,
+            max_bytes: self.max_bytes,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct ApiState {
+    control_plane: Arc<ControlPlane>,
+    objects: Arc<FsObjectStore>,
+    state: SqliteState,
+    workflow: LocalWorkflow,
+    token: Option<String>,
+    max_upload: u64,
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl DevServer {
+    pub async fn start(config: DevConfig) -> Result<DevServer, DevError> {
+        let state_dir = &config.state_dir;
+        let dir_error = |source| DevError::StateDir {
+            path: state_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(dir_error)?;
+        let state = SqliteState::open(&state_dir.join("state.db"))?;
+        let objects = Arc::new(FsObjectStore::new(state_dir.join("objects")).map_err(dir_error)?);
+        let scratch = state_dir.join("builds");
+        std::fs::create_dir_all(&scratch).map_err(dir_error)?;
+
+        let api_listener =
+            TcpListener::bind(config.api_addr)
+                .await
+                .map_err(|source| DevError::Bind {
+                    addr: config.api_addr,
+                    source,
+                })?;
+        let edge_listener = TcpListener::bind(config.edge_addr)
+            .await
+            .map_err(|source| DevError::Bind {
+                addr: config.edge_addr,
+                source,
+            })?;
+        let api_addr = api_listener.local_addr().map_err(|source| DevError::Bind {
+            addr: config.api_addr,
+            source,
+        })?;
+        let edge_addr = edge_listener
+            .local_addr()
+            .map_err(|source| DevError::Bind {
+                addr: config.edge_addr,
+                source,
+            })?;
+        let api_url = format!("http://{api_addr}");
+        let edge_url = format!("http://localhost:{}", edge_addr.port());
+
+        let pipeline = Pipeline {
+            objects: objects.clone(),
+            state: Arc::new(state.clone()),
+            kvs: Arc::new(state.clone()),
+            config: PipelineConfig {
+                edge_domain: "localhost".into(),
+                buckets: local_buckets(),
+                zip_limits: ZipLimits::default(),
+                publish_concurrency: 16,
+            },
+        };
+        let builder = Arc::new(LocalBuilder::new(
+            objects.clone(),
+            Arc::new(state.clone()),
+            scratch,
+        ));
+        let workflow = LocalWorkflow::new(pipeline.clone(), builder, state.clone())?;
+        let interrupted = workflow.fail_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "marked deployments cut off by the last shutdown as failed"
+            );
+        }
+        let uploads = Arc::new(LocalUploads {
+            api_url: api_url.clone(),
+            max_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        });
+        let api_config = ApiConfig {
+            site_url_template: format!("http://{{site}}.localhost:{}/", edge_addr.port()),
+        };
+        let control_plane = Arc::new(ControlPlane::new(pipeline.clone(), uploads, api_config));
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let api_state = ApiState {
+            control_plane,
+            objects: objects.clone(),
+            state: state.clone(),
+            workflow,
+            token: config.token.clone(),
+            max_upload: DEFAULT_MAX_UPLOAD_BYTES,
+        };
+        let app = axum::Router::new()
+            .fallback(serve_api)
+            .with_state(api_state);
+        let api_shutdown = wait_for(shutdown_rx.clone());
+        let api_task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(api_listener, app)
+                .with_graceful_shutdown(api_shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+        let edge_shutdown = wait_for(shutdown_rx);
+        let edge_task = tokio::spawn(async move {
+            if let Err(e) = crate::edge::serve_edge(
+                edge_listener,
+                pipeline.kvs.clone(),
+                pipeline.objects.clone(),
+                edge_shutdown,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "edge server stopped");
+            }
+        });
+        tracing::info!(%api_url, %edge_url, state_dir = %state_dir.display(), "slipway dev is up");
+        Ok(DevServer {
+            api_url,
+            edge_url,
+            shutdown,
+            tasks: vec![api_task, edge_task],
+        })
+    }
+
+    pub fn api_url(&self) -> String {
+        self.api_url.clone()
+    }
+
+    /// Sites answer at `http://{site}.localhost:{port}/`.
+    pub fn edge_url(&self) -> String {
+        self.edge_url.clone()
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn authorized(token: &Option<String>, request: &Request) -> bool {
+    let Some(expected) = token else { return true };
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Constant-time comparison: the token is a secret.
+    presented.is_some_and(|p| {
+        p.len() == expected.len()
+            && p.bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+fn to_axum(response: http::Response<Bytes>) -> Response {
+    response.map(Body::from)
+}
+
+async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
+    if !authorized(&app.token, &request) {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return to_axum(response);
+    }
+    if request.uri().path().starts_with("/uploads/") {
+        return to_axum(
+            upload(&app, request)
+                .await
+                .unwrap_or_else(ApiError::into_response),
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_JSON_BODY);
+    let bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let error = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request bodies are limited to {MAX_JSON_BODY} bytes"),
+            );
+            return to_axum(error.into_response());
+        }
+    };
+    to_axum(
+        app.control_plane
+            .handle(http::Request::from_parts(parts, bytes))
+            .await,
+    )
+}
+
+/// The local stand-in for a presigned S3 PUT: stores the zip in the source bucket, then
+/// hands the object-created event to the same source trigger the `source-trigger` Lambda runs.
+async fn upload(app: &ApiState, request: Request) -> Result<http::Response<Bytes>, ApiError> {
+    if request.method() != Method::PUT {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "uploads take PUT",
+        ));
+    }
+    let key = request.uri().path().trim_start_matches('/').to_owned();
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "upload_not_found",
+            format!("no upload is expected at /{key}"),
+        )
+    };
+    let Ok(SourceKey::Upload {
+        site,
+        deployment_id,
+    }) = parse_source_key(&key)
+    else {
+        return Err(not_found());
+    };
+    let deployment = app
+        .state
+        .get_deployment(&site, &deployment_id)
+        .await
+        .map_err(|_| not_found())?;
+    if deployment.status != DeploymentStatus::Queued
+        || app
+            .objects
+            .head(Bucket::Source, &key)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_uploaded",
+            format!("deployment {deployment_id} already has its source"),
+        ));
+    }
+    let length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "uploads need a Content-Length",
+            )
+        })?;
+    if length > app.max_upload {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the upload is {length} bytes; the limit is {} bytes",
+                app.max_upload
+            ),
+        ));
+    }
+    let (chunks_tx, chunks) = mpsc::channel(8);
+    let mut frames = request.into_body().into_data_stream();
+    let feeder = tokio::spawn(async move {
+        while let Some(frame) = frames.next().await {
+            let chunk = frame.map_err(std::io::Error::other);
+            let failed = chunk.is_err();
+            if chunks_tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let meta = ObjectMeta {
+        content_type: "application/zip".into(),
+        cache_control: None,
+    };
+    let stored = app
+        .objects
+        .put(
+            Bucket::Source,
+            &key,
+            ObjectBody::Stream {
+                len: length,
+                chunks,
+            },
+            &meta,
+        )
+        .await;
+    feeder.abort();
+    let info = stored.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "upload_failed",
+            format!("the upload did not complete: {e}"),
+        )
+    })?;
+    let event = SourceEvent {
+        key: key.clone(),
+        version: info.etag,
+        event_time: OffsetDateTime::now_utc(),
+    };
+    let outcome = on_source_object(&app.state, &app.workflow, &event)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "source trigger failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the deploy could not be started; try again",
+            )
+        })?;
+    let started = matches!(
+        outcome,
+        TriggerOutcome::Started { .. } | TriggerOutcome::AlreadyStarted { .. }
+    );
+    let status = if started {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok(json_response(
+        status,
+        &serde_json::json!({ "deployment_id": deployment_id, "started": started }),
+    ))
+}

@@ -1,0 +1,317 @@
+//! The embedded Step Functions: runs `statemachines/deploy-site.asl.json` with the ASL
+//! interpreter, mapping each Lambda task resource to the same in-process step handler the
+//! Lambda crates wrap, and `codebuild:startBuild.sync` to the local builder.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use slipway_asl::{
+    ExecutionMeta, NoopObserver, StateMachine, TaskContext, TaskFailure, TaskInvoker,
+};
+use slipway_core::model::ObjectLocation;
+use slipway_core::ports::{
+    BuildError, BuildRequest, Builder, DeployRequest, StartOutcome, WorkflowError, WorkflowStarter,
+};
+use slipway_core::steps::{self, CaughtError, MarkFailedInput, Pipeline, StepError};
+use time::OffsetDateTime;
+
+use crate::sqlite::SqliteState;
+
+/// The one definition of the deploy flow, compiled into the binary.
+pub const DEPLOY_SITE_ASL: &str = include_str!("../../../statemachines/deploy-site.asl.json");
+
+const ACCOUNT: &str = "000000000000";
+const STATE_MACHINE: &str = "deploy-site";
+const BUILD_PROJECT: &str = "slipway-local";
+const CODEBUILD_SYNC: &str = "arn:aws:states:::codebuild:startBuild.sync";
+
+/// The Lambda functions the definition names, by substitution variable.
+const FUNCTIONS: [(&str, &str); 5] = [
+    ("PrepareFunctionArn", "prepare"),
+    ("PublishFunctionArn", "publish"),
+    ("ActivateFunctionArn", "activate"),
+    ("PruneFunctionArn", "prune"),
+    ("MarkFailedFunctionArn", "mark-failed"),
+];
+
+fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:local:{ACCOUNT}:function:slipway-{name}")
+}
+
+/// The DefinitionSubstitutions `slipway dev` uses (the SAM stack passes real ARNs).
+pub fn local_substitutions(artifacts_bucket: &str) -> BTreeMap<String, String> {
+    let mut subs: BTreeMap<String, String> = FUNCTIONS
+        .iter()
+        .map(|(var, name)| ((*var).to_owned(), function_arn(name)))
+        .collect();
+    subs.insert("BuildProjectName".into(), BUILD_PROJECT.into());
+    subs.insert("ArtifactsBucketName".into(), artifacts_bucket.into());
+    subs
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowSetupError {
+    #[error("the deploy-site definition is invalid: {0}")]
+    Definition(#[from] slipway_asl::DefinitionError),
+}
+
+#[derive(Clone)]
+pub struct LocalWorkflow {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    machine: StateMachine,
+    tasks: LocalTasks,
+    executions: SqliteState,
+}
+
+struct LocalTasks {
+    pipeline: Pipeline,
+    builder: Arc<dyn Builder>,
+}
+
+impl LocalWorkflow {
+    pub fn new(
+        pipeline: Pipeline,
+        builder: Arc<dyn Builder>,
+        executions: SqliteState,
+    ) -> Result<Self, WorkflowSetupError> {
+        let subs = local_substitutions(&pipeline.config.buckets.artifacts);
+        let machine = StateMachine::parse_with_substitutions(DEPLOY_SITE_ASL, &subs)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                machine,
+                tasks: LocalTasks { pipeline, builder },
+                executions,
+            }),
+        })
+    }
+
+    /// Runs one execution to its end and records how it ended.
+    async fn run(inner: Arc<Inner>, name: String, input: Value) {
+        let meta = ExecutionMeta {
+            name: name.clone(),
+            id: format!("arn:aws:states:local:{ACCOUNT}:execution:{STATE_MACHINE}:{name}"),
+            start_time: OffsetDateTime::now_utc(),
+            role_arn: None,
+            state_machine_id: format!(
+                "arn:aws:states:local:{ACCOUNT}:stateMachine:{STATE_MACHINE}"
+            ),
+            state_machine_name: STATE_MACHINE.to_owned(),
+        };
+        let result =
+            slipway_asl::execute(&inner.machine, meta, input, &inner.tasks, &NoopObserver).await;
+        let (status, error) = match &result {
+            Ok(_) => ("SUCCEEDED", None),
+            Err(failure) => (
+                "FAILED",
+                Some((failure.error.clone(), failure.cause.clone())),
+            ),
+        };
+        tracing::info!(execution = %name, status, "execution finished");
+        if let Err(e) = inner
+            .executions
+            .finish_execution(&name, status, error)
+            .await
+        {
+            tracing::error!(execution = %name, error = %e, "cannot record the execution's end");
+        }
+    }
+
+    /// Deployments whose execution was cut off by a restart cannot be resumed mid-step:
+    /// they are marked failed through the same MarkFailed handler, with a clear reason.
+    pub async fn fail_interrupted(&self) -> Result<usize, slipway_core::ports::StateError> {
+        let running = self.inner.executions.running_executions().await?;
+        for execution in &running {
+            if let Ok(request) = serde_json::from_str::<DeployRequest>(&execution.input) {
+                let input = MarkFailedInput {
+                    site: request.site,
+                    deployment_id: request.deployment_id,
+                    error: CaughtError {
+                        error: "Interrupted".into(),
+                        cause: "slipway dev stopped while this deployment was in flight; deploy it again".into(),
+                    },
+                };
+                if let Err(e) = steps::mark_failed(&self.inner.tasks.pipeline, input).await {
+                    tracing::error!(execution = %execution.name, error = %e, "cannot mark an interrupted deployment failed");
+                }
+            }
+            let error = Some(("Interrupted".to_owned(), "the process stopped".to_owned()));
+            self.inner
+                .executions
+                .finish_execution(&execution.name, "ABORTED", error)
+                .await?;
+        }
+        Ok(running.len())
+    }
+}
+
+#[async_trait]
+impl WorkflowStarter for LocalWorkflow {
+    async fn start(
+        &self,
+        execution_name: &str,
+        request: &DeployRequest,
+    ) -> Result<StartOutcome, WorkflowError> {
+        let input =
+            serde_json::to_value(request).map_err(|e| WorkflowError::Unavailable(Box::new(e)))?;
+        let fresh = self
+            .inner
+            .executions
+            .insert_execution(execution_name, &input.to_string())
+            .await
+            .map_err(|e| WorkflowError::Unavailable(Box::new(e)))?;
+        if !fresh {
+            return Ok(StartOutcome::AlreadyStarted);
+        }
+        tokio::spawn(Self::run(
+            Arc::clone(&self.inner),
+            execution_name.to_owned(),
+            input,
+        ));
+        Ok(StartOutcome::Started)
+    }
+}
+
+fn step_failure(e: StepError) -> TaskFailure {
+    TaskFailure {
+        error: e.name().to_owned(),
+        cause: e.to_string(),
+    }
+}
+
+/// Decodes a task's input like the Lambda runtime does, runs the handler, encodes its output.
+async fn call<I, O, F, Fut>(input: Value, handler: F) -> Result<Value, TaskFailure>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: FnOnce(I) -> Fut,
+    Fut: std::future::Future<Output = Result<O, StepError>>,
+{
+    let typed: I =
+        serde_json::from_value(input).map_err(|e| step_failure(StepError::InvalidInput(e)))?;
+    let output = handler(typed).await.map_err(step_failure)?;
+    serde_json::to_value(output).map_err(|e| step_failure(StepError::InvalidInput(e)))
+}
+
+impl LocalTasks {
+    async fn start_build_sync(&self, parameters: Value) -> Result<Value, TaskFailure> {
+        let request = self
+            .build_request(&parameters)
+            .map_err(|cause| TaskFailure {
+                error: "States.Runtime".into(),
+                cause,
+            })?;
+        match self.builder.run(request).await {
+            Ok(report) => Ok(json!({
+                "Build": {
+                    "Id": report.build_id,
+                    "Arn": format!("arn:aws:codebuild:local:{ACCOUNT}:build/{}", report.build_id),
+                    "BuildStatus": "SUCCEEDED",
+                    "ProjectName": BUILD_PROJECT,
+                }
+            })),
+            // The same shape Step Functions gives for a failed startBuild.sync: the build document.
+            Err(e) => Err(TaskFailure {
+                error: "States.TaskFailed".into(),
+                cause: failed_build_document(&e).to_string(),
+            }),
+        }
+    }
+
+    /// Reads StartBuild's override parameters back into a build request.
+    fn build_request(&self, parameters: &Value) -> Result<BuildRequest, String> {
+        let buckets = &self.pipeline.config.buckets;
+        let text = |pointer: &str| {
+            parameters
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("StartBuild parameter {pointer} is missing"))
+        };
+        let (source_bucket, source_key) = text("/SourceLocationOverride")?
+            .split_once('/')
+            .ok_or("SourceLocationOverride must be bucket/key")?;
+        let source_bucket = buckets
+            .bucket_named(source_bucket)
+            .ok_or_else(|| format!("unknown bucket {source_bucket}"))?;
+        let artifact_bucket = buckets
+            .bucket_named(text("/ArtifactsOverride/Location")?)
+            .ok_or("unknown artifacts bucket")?;
+        let artifact_key = format!(
+            "{}/{}",
+            text("/ArtifactsOverride/Path")?,
+            text("/ArtifactsOverride/Name")?
+        );
+        let env = parameters
+            .get("EnvironmentVariablesOverride")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|var| {
+                Some((
+                    var.get("Name")?.as_str()?.to_owned(),
+                    var.get("Value")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        Ok(BuildRequest {
+            source: ObjectLocation {
+                bucket: source_bucket,
+                key: source_key.to_owned(),
+            },
+            buildspec: text("/BuildspecOverride")?.to_owned(),
+            artifact: ObjectLocation {
+                bucket: artifact_bucket,
+                key: artifact_key,
+            },
+            env,
+        })
+    }
+}
+
+fn failed_build_document(error: &BuildError) -> Value {
+    json!({
+        "BuildStatus": "FAILED",
+        "ProjectName": BUILD_PROJECT,
+        "Phases": [{
+            "PhaseType": error.phase(),
+            "PhaseStatus": "FAILED",
+            "Contexts": [{ "StatusCode": "COMMAND_EXECUTION_ERROR", "Message": error.to_string() }]
+        }]
+    })
+}
+
+#[async_trait]
+impl TaskInvoker for LocalTasks {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        _ctx: &TaskContext,
+    ) -> Result<Value, TaskFailure> {
+        let p = &self.pipeline;
+        if resource == CODEBUILD_SYNC {
+            return self.start_build_sync(input).await;
+        }
+        let function = FUNCTIONS
+            .iter()
+            .map(|(_, name)| *name)
+            .find(|name| function_arn(name) == resource);
+        match function {
+            Some("prepare") => call(input, |i| steps::prepare(p, i)).await,
+            Some("publish") => call(input, |i| steps::publish(p, i)).await,
+            Some("activate") => call(input, |i| steps::activate(p, i)).await,
+            Some("prune") => call(input, |i| steps::prune(p, i)).await,
+            Some("mark-failed") => call(input, |i| steps::mark_failed(p, i)).await,
+            _ => Err(TaskFailure {
+                error: "States.Runtime".into(),
+                cause: format!("no local implementation of resource {resource}"),
+            }),
+        }
+    }
+}
