@@ -352,6 +352,13 @@ fn parse_state(
             if resource.is_empty() {
                 return Err(fields.invalid("Resource", "must not be empty"));
             }
+            if resource.ends_with(".waitForTaskToken") {
+                // Callbacks need a task token, which the invoker port does not carry.
+                return Err(DefinitionError::Unsupported {
+                    location: fields.at("Resource"),
+                    feature: "the .waitForTaskToken integration pattern".to_owned(),
+                });
+            }
             let timeout = match (
                 fields.integer("TimeoutSeconds", 1, MAX_SECONDS)?,
                 fields.path("TimeoutSecondsPath")?,
@@ -1058,6 +1065,10 @@ mod tests {
             (
                 json!({"Type": "Pass", "QueryLanguage": "JSONata", "End": true}),
                 "the JSONata query language",
+            ),
+            (
+                json!({"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "End": true}),
+                "the .waitForTaskToken integration pattern",
             ),
         ];
         for (state, expected) in cases {

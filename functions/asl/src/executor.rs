@@ -671,6 +671,10 @@ fn next_retry(retriers: &[Retrier], attempts: &mut [u64], error: &str) -> Option
     if let Some(cap) = retrier.max_delay_seconds {
         seconds = seconds.min(cap as f64);
     }
+    if !seconds.is_finite() {
+        // Unbounded backoff overflowed: the retry will never come.
+        return Some(Duration::MAX);
+    }
     if retrier.jitter == Jitter::Full {
         seconds = rand::rng().random_range(0.0..=seconds);
     }

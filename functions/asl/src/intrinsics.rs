@@ -679,13 +679,13 @@ mod base64 {
     }
 
     pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
-        let bytes = text.as_bytes();
-        if bytes.len() % 4 != 0 {
+        let chunks = text.as_bytes().chunks_exact(4);
+        if !chunks.remainder().is_empty() {
             return None;
         }
-        let groups = bytes.len() / 4;
+        let groups = chunks.len();
         let mut out = Vec::with_capacity(groups * 3);
-        for (index, chunk) in bytes.chunks(4).enumerate() {
+        for (index, chunk) in chunks.enumerate() {
             let padding = chunk.iter().rev().take_while(|&&c| c == b'=').count();
             if padding > 2 || (padding > 0 && index + 1 != groups) {
                 return None;

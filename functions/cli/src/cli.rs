@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::zipsafe::ZipLimits;
+use slipway_local::dev::DevLimits;
 
 use crate::client::Endpoint;
 
@@ -63,6 +65,33 @@ pub struct ServerArgs {
     /// Address the local edge listens on; sites answer at http://{site}.localhost:{port}/.
     #[arg(long, default_value = DEFAULT_EDGE_ADDR)]
     pub edge_addr: SocketAddr,
+    /// Largest source zip the upload endpoint accepts, in bytes.
+    #[arg(long, default_value_t = DevLimits::default().max_upload_bytes)]
+    pub max_upload_bytes: u64,
+    /// Zip bomb guard: most uncompressed bytes a source or build output may hold.
+    #[arg(long, default_value_t = DevLimits::default().zip.max_total_bytes)]
+    pub max_unzipped_bytes: u64,
+    /// Zip bomb guard: most entries a zip may hold.
+    #[arg(long, default_value_t = DevLimits::default().zip.max_entries)]
+    pub max_zip_entries: u64,
+    /// Zip bomb guard: highest compression ratio of any entry over 1 MiB.
+    #[arg(long, default_value_t = DevLimits::default().zip.max_ratio)]
+    pub max_compression_ratio: u64,
+}
+
+impl ServerArgs {
+    pub fn limits(&self) -> DevLimits {
+        let defaults = DevLimits::default();
+        DevLimits {
+            zip: ZipLimits {
+                max_entries: self.max_zip_entries,
+                max_total_bytes: self.max_unzipped_bytes,
+                max_entry_bytes: defaults.zip.max_entry_bytes.min(self.max_unzipped_bytes),
+                max_ratio: self.max_compression_ratio,
+            },
+            max_upload_bytes: self.max_upload_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -173,10 +173,6 @@ impl ApiClient {
         })
     }
 
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
     pub async fn create_site(&self, req: &CreateSiteRequest) -> Result<SiteView, ClientError> {
         self.call(Method::POST, "/sites", Some(req)).await
     }

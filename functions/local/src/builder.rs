@@ -324,10 +324,11 @@ impl LocalBuilder {
         let (files, bytes, top) = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&zip_path)
                 .map_err(io_error(format!("opening {}", zip_path.display())))?;
-            let (mut archive, manifest) = zipsafe::open_archive(io::BufReader::new(file), &limits)
-                .map_err(|e| BuildError::Source(e.to_string()))?;
-            zipsafe::extract_all(&mut archive, &manifest, &unpack_to)
-                .map_err(|e| BuildError::Source(e.to_string()))?;
+            let (mut archive, manifest) =
+                zipsafe::open_archive(io::BufReader::new(file), &limits).map_err(source_error)?;
+            std::fs::create_dir(&unpack_to)
+                .map_err(io_error(format!("creating {}", unpack_to.display())))?;
+            zipsafe::extract_all(&mut archive, &manifest, &unpack_to).map_err(source_error)?;
             Ok::<_, BuildError>((
                 manifest.entries.len(),
                 manifest.total_bytes,
@@ -520,6 +521,15 @@ impl LocalBuilder {
         reader.abort();
         put.map_err(|e| BuildError::Unavailable(Box::new(e)))?;
         Ok((files, bytes))
+    }
+}
+
+/// A hostile or broken upload is the source's fault; a disk error is the builder's.
+fn source_error(e: zipsafe::ZipError) -> BuildError {
+    if e.is_input_error() {
+        BuildError::Source(e.to_string())
+    } else {
+        BuildError::Unavailable(Box::new(e))
     }
 }
 
@@ -754,7 +764,7 @@ impl Drop for ProcessGroup {
         // `sh`'s kill builtin reaches a whole group without unsafe code or another dependency.
         let result = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("kill -s KILL -- -{} 2>/dev/null", self.0))
+            .arg(format!("true {}", self.0))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

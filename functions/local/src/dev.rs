@@ -45,6 +45,22 @@ pub struct DevConfig {
     pub edge_addr: SocketAddr,
     /// When set, every API request must carry `Authorization: Bearer {token}`.
     pub token: Option<String>,
+    pub limits: DevLimits,
+}
+
+/// What `slipway dev` accepts before it refuses an upload or fails a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevLimits {
+    /// Source and artifact zips: entries, uncompressed bytes, compression ratio.
+    pub zip: ZipLimits,
+    /// The largest source zip the upload endpoint takes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for DevLimits {
+    fn default() -> Self {
+        Self { zip: ZipLimits::default(), max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +181,7 @@ impl DevServer {
             config: PipelineConfig {
                 edge_domain: "localhost".into(),
                 buckets: local_buckets(),
-                zip_limits: ZipLimits::default(),
+                zip_limits: config.limits.zip,
                 publish_concurrency: 16,
             },
         };
@@ -173,7 +189,8 @@ impl DevServer {
             objects.clone(),
             Arc::new(state.clone()),
             scratch,
-        ));
+        )
+        .with_limits(config.limits.zip));
         let workflow = LocalWorkflow::new(pipeline.clone(), builder, state.clone())?;
         let interrupted = workflow.fail_interrupted().await?;
         if interrupted > 0 {
@@ -184,7 +201,7 @@ impl DevServer {
         }
         let uploads = Arc::new(LocalUploads {
             api_url: api_url.clone(),
-            max_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_bytes: config.limits.max_upload_bytes,
         });
         let api_config = ApiConfig {
             site_url_template: format!("http://{{site}}.localhost:{}/", edge_addr.port()),
@@ -198,7 +215,7 @@ impl DevServer {
             state: state.clone(),
             workflow,
             token: config.token.clone(),
-            max_upload: DEFAULT_MAX_UPLOAD_BYTES,
+            max_upload: config.limits.max_upload_bytes,
         };
         let app = axum::Router::new()
             .fallback(serve_api)
@@ -287,11 +304,14 @@ async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
         return to_axum(response);
     }
     if request.uri().path().starts_with("/uploads/") {
-        return to_axum(
-            upload(&app, request)
-                .await
-                .unwrap_or_else(ApiError::into_response),
-        );
+        return to_axum(upload(&app, request).await.unwrap_or_else(|error| {
+            // The body may be unread: tell the client not to reuse this connection.
+            let mut response = error.into_response();
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }));
     }
     let (parts, body) = request.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_JSON_BODY);

@@ -38,11 +38,15 @@ async fn the_first_matching_rule_wins_and_default_catches_the_rest() {
     ];
     for (input, expected) in cases {
         let recorder = Recorder::default();
-        let output = run_observed(&router(), input.clone(), &Scripted::new([]), &recorder).await.unwrap();
+        let output = run_observed(&router(), input.clone(), &Scripted::new([]), &recorder)
+            .await
+            .unwrap();
         assert_eq!(output, json!(expected), "{input}");
         assert_eq!(recorder.entered(), ["Route", expected]);
         // A Choice state passes its input through.
-        assert!(recorder.events().contains(&Event::Exited("Route".into(), input)));
+        assert!(recorder
+            .events()
+            .contains(&Event::Exited("Route".into(), input)));
     }
 }
 
@@ -55,10 +59,15 @@ async fn no_match_without_default_fails_with_no_choice_matched() {
             "Big": {"Type": "Succeed"}
         }
     });
-    let failure = run(&definition, json!({"n": 3}), &Scripted::new([])).await.unwrap_err();
+    let failure = run(&definition, json!({"n": 3}), &Scripted::new([]))
+        .await
+        .unwrap_err();
     assert_eq!(failure.error, "States.NoChoiceMatched");
     assert!(failure.cause.contains("Route"), "{}", failure.cause);
-    assert_eq!(run(&definition, json!({"n": 11}), &Scripted::new([])).await, Ok(json!({"n": 11})));
+    assert_eq!(
+        run(&definition, json!({"n": 11}), &Scripted::new([])).await,
+        Ok(json!({"n": 11}))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -79,11 +88,23 @@ async fn choice_can_loop_back_until_a_counter_is_reached() {
         }
     });
     let recorder = Recorder::default();
-    let output = run_observed(&definition, json!({}), &Scripted::new([]), &recorder).await.unwrap();
+    let output = run_observed(&definition, json!({}), &Scripted::new([]), &recorder)
+        .await
+        .unwrap();
     assert_eq!(output, json!({"n": 3}));
     assert_eq!(
         recorder.entered(),
-        ["Init", "Check", "Increment", "Check", "Increment", "Check", "Increment", "Check", "Done"]
+        [
+            "Init",
+            "Check",
+            "Increment",
+            "Check",
+            "Increment",
+            "Check",
+            "Increment",
+            "Check",
+            "Done"
+        ]
     );
 }
 
@@ -107,5 +128,8 @@ async fn rules_may_read_the_context_object_and_compare_paths() {
         }
     });
     let input = json!({"current": "2024-05-01T12:00:00Z", "deadline": "2024-05-01T13:00:00+00:30"});
-    assert_eq!(run(&definition, input, &Scripted::new([])).await, Ok(json!("in time")));
+    assert_eq!(
+        run(&definition, input, &Scripted::new([])).await,
+        Ok(json!("in time"))
+    );
 }

@@ -17,7 +17,9 @@ async fn task_processing_applies_every_field_in_spec_order() {
         "OutputPath": "$.job",
         "End": true
     }));
-    let invoker = Scripted::new([Reply::Return(json!({"Payload": {"version": 7, "noise": true}}))]);
+    let invoker = Scripted::new([Reply::Return(
+        json!({"Payload": {"version": 7, "noise": true}}),
+    )]);
     let output = run(
         &definition,
         json!({"job": {"site": "blog", "extra": "kept"}, "other": "dropped by OutputPath"}),
@@ -27,10 +29,19 @@ async fn task_processing_applies_every_field_in_spec_order() {
     .unwrap();
     let calls = invoker.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].resource, "arn:aws:lambda:us-east-1:1:function:publish");
-    assert_eq!(calls[0].input, json!({"site": "blog", "exec": "run-1", "fixed": 1}));
+    assert_eq!(
+        calls[0].resource,
+        "arn:aws:lambda:us-east-1:1:function:publish"
+    );
+    assert_eq!(
+        calls[0].input,
+        json!({"site": "blog", "exec": "run-1", "fixed": 1})
+    );
     // ResultPath writes into the raw input (not the Parameters output); OutputPath then selects.
-    assert_eq!(output, json!({"site": "blog", "extra": "kept", "published": {"version": 7}}));
+    assert_eq!(
+        output,
+        json!({"site": "blog", "extra": "kept", "published": {"version": 7}})
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -40,9 +51,18 @@ async fn result_path_variants() {
         (Value::String("$".into()), json!({"r": 1})),
         (Value::Null, json!({"a": {"keep": true}, "b": 1})),
         (json!("$.b"), json!({"a": {"keep": true}, "b": {"r": 1}})),
-        (json!("$.a.r"), json!({"a": {"keep": true, "r": {"r": 1}}, "b": 1})),
-        (json!("$.new.deeper.r"), json!({"a": {"keep": true}, "b": 1, "new": {"deeper": {"r": {"r": 1}}}})),
-        (json!("$['quoted key']"), json!({"a": {"keep": true}, "b": 1, "quoted key": {"r": 1}})),
+        (
+            json!("$.a.r"),
+            json!({"a": {"keep": true, "r": {"r": 1}}, "b": 1}),
+        ),
+        (
+            json!("$.new.deeper.r"),
+            json!({"a": {"keep": true}, "b": 1, "new": {"deeper": {"r": {"r": 1}}}}),
+        ),
+        (
+            json!("$['quoted key']"),
+            json!({"a": {"keep": true}, "b": 1, "quoted key": {"r": 1}}),
+        ),
     ];
     for (result_path, expected) in cases {
         for state_type in ["Task", "Pass"] {
@@ -54,14 +74,21 @@ async fn result_path_variants() {
             }
             let invoker = Scripted::new([Reply::Return(json!({"r": 1}))]);
             let output = run(&single(state), input.clone(), &invoker).await.unwrap();
-            assert_eq!(&output, expected, "{state_type} with ResultPath {result_path}");
+            assert_eq!(
+                &output, expected,
+                "{state_type} with ResultPath {result_path}"
+            );
         }
     }
     // Default ResultPath is "$": the result replaces the input.
     let invoker = Scripted::new([Reply::Return(json!("result"))]);
-    let output = run(&single(json!({"Type": "Task", "Resource": "arn:r", "End": true})), input, &invoker)
-        .await
-        .unwrap();
+    let output = run(
+        &single(json!({"Type": "Task", "Resource": "arn:r", "End": true})),
+        input,
+        &invoker,
+    )
+    .await
+    .unwrap();
     assert_eq!(output, json!("result"));
 }
 
@@ -76,10 +103,14 @@ async fn null_input_and_output_paths_yield_empty_objects() {
     });
     let invoker = Scripted::new([Reply::Return(json!(5))]);
     let recorder = Recorder::default();
-    let output = run_observed(&definition, json!({"a": 1}), &invoker, &recorder).await.unwrap();
+    let output = run_observed(&definition, json!({"a": 1}), &invoker, &recorder)
+        .await
+        .unwrap();
     assert_eq!(invoker.calls()[0].input, json!({}));
     assert_eq!(output, json!({}));
-    assert!(recorder.events().contains(&Event::Exited("T".into(), json!({"a": 1, "r": 5}))));
+    assert!(recorder
+        .events()
+        .contains(&Event::Exited("T".into(), json!({"a": 1, "r": 5}))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -88,7 +119,10 @@ async fn pass_state_result_and_parameters() {
     let cases: &[(Value, Value)] = &[
         // No Result: the effective input (after InputPath and Parameters) is the result.
         (json!({"Type": "Pass", "End": true}), input.clone()),
-        (json!({"Type": "Pass", "InputPath": "$.x", "End": true}), json!({"v": 1})),
+        (
+            json!({"Type": "Pass", "InputPath": "$.x", "End": true}),
+            json!({"v": 1}),
+        ),
         (
             json!({"Type": "Pass", "InputPath": "$.x", "Parameters": {"w.$": "$.v", "s": "lit"}, "End": true}),
             json!({"w": 1, "s": "lit"}),
@@ -98,12 +132,23 @@ async fn pass_state_result_and_parameters() {
             json!({"x": {"v": 1}, "y": 2, "p": {"w": 2}}),
         ),
         // Result wins over the effective input.
-        (json!({"Type": "Pass", "Result": [1, 2], "Parameters": {"w.$": "$.y"}, "End": true}), json!([1, 2])),
-        (json!({"Type": "Pass", "Result": "r", "ResultPath": "$.x.r", "OutputPath": "$.x", "End": true}), json!({"v": 1, "r": "r"})),
-        (json!({"Type": "Pass", "Result": null, "End": true}), Value::Null),
+        (
+            json!({"Type": "Pass", "Result": [1, 2], "Parameters": {"w.$": "$.y"}, "End": true}),
+            json!([1, 2]),
+        ),
+        (
+            json!({"Type": "Pass", "Result": "r", "ResultPath": "$.x.r", "OutputPath": "$.x", "End": true}),
+            json!({"v": 1, "r": "r"}),
+        ),
+        (
+            json!({"Type": "Pass", "Result": null, "End": true}),
+            Value::Null,
+        ),
     ];
     for (state, expected) in cases {
-        let output = run(&single(state.clone()), input.clone(), &Scripted::new([])).await.unwrap();
+        let output = run(&single(state.clone()), input.clone(), &Scripted::new([]))
+            .await
+            .unwrap();
         assert_eq!(&output, expected, "{state}");
     }
 }
@@ -121,7 +166,9 @@ async fn succeed_wait_and_choice_apply_input_and_output_paths() {
         }}),
     ];
     for definition in cases {
-        let output = run(&definition, input.clone(), &Scripted::new([])).await.unwrap();
+        let output = run(&definition, input.clone(), &Scripted::new([]))
+            .await
+            .unwrap();
         assert_eq!(output, json!({"v": 1}), "{definition}");
     }
 }
@@ -136,7 +183,9 @@ async fn context_object_fields() {
         "End": true
     }));
     let invoker = Scripted::new([fail("Flaky")]);
-    run(&definition, json!({"site": "blog"}), &invoker).await.unwrap();
+    run(&definition, json!({"site": "blog"}), &invoker)
+        .await
+        .unwrap();
     let calls = invoker.calls();
     assert_eq!(calls.len(), 2);
     let expected = |retry_count: u32| {
@@ -174,8 +223,13 @@ async fn entered_time_follows_the_virtual_clock() {
             "P": {"Type": "Pass", "Parameters": {"at.$": "$$.State.EnteredTime", "start.$": "$$.Execution.StartTime"}, "End": true}
         }
     });
-    let output = run(&definition, json!({}), &Scripted::new([])).await.unwrap();
-    assert_eq!(output, json!({"at": "2024-05-01T12:01:30.000Z", "start": "2024-05-01T12:00:00.000Z"}));
+    let output = run(&definition, json!({}), &Scripted::new([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        output,
+        json!({"at": "2024-05-01T12:01:30.000Z", "start": "2024-05-01T12:00:00.000Z"})
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -188,8 +242,13 @@ async fn the_execution_id_and_input_are_available_to_intrinsics() {
         },
         "End": true
     }));
-    let output = run(&definition, json!({"site": "blog"}), &Scripted::new([])).await.unwrap();
-    assert_eq!(output, json!({"label": "run-1 deploys blog", "parts": ["deploy", "site"]}));
+    let output = run(&definition, json!({"site": "blog"}), &Scripted::new([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        output,
+        json!({"label": "run-1 deploys blog", "parts": ["deploy", "site"]})
+    );
 }
 
 /// Run-time path failures fail the execution with States.Runtime even when a Retrier and a
@@ -211,22 +270,57 @@ async fn path_failures_are_runtime_errors_that_are_neither_retried_nor_caught() 
     };
     // (state overrides, task reply, expected calls, cause fragment)
     let cases: Vec<(Value, Reply, usize, &str)> = vec![
-        (json!({"InputPath": "$.missing"}), Reply::EchoInput, 0, "Invalid path '$.missing'"),
+        (
+            json!({"InputPath": "$.missing"}),
+            Reply::EchoInput,
+            0,
+            "Invalid path '$.missing'",
+        ),
         (
             json!({"Parameters": {"name.$": "$.missing"}}),
             Reply::EchoInput,
             0,
             "The JSONPath '$.missing' specified for the field 'name.$' could not be found",
         ),
-        (json!({"Parameters": {"n.$": "States.ArrayLength($.site)"}}), Reply::EchoInput, 0, "States.ArrayLength"),
-        (json!({"ResultSelector": {"v.$": "$.missing"}}), Reply::Return(json!({})), 1, "'v.$'"),
-        (json!({"ResultPath": "$.site.deeper"}), Reply::Return(json!(1)), 1, "Unable to apply ResultPath '$.site.deeper'"),
-        (json!({"OutputPath": "$.missing"}), Reply::Return(json!({})), 1, "Invalid path '$.missing'"),
-        (json!({"TimeoutSecondsPath": "$.site"}), Reply::EchoInput, 0, "TimeoutSecondsPath"),
+        (
+            json!({"Parameters": {"n.$": "States.ArrayLength($.site)"}}),
+            Reply::EchoInput,
+            0,
+            "States.ArrayLength",
+        ),
+        (
+            json!({"ResultSelector": {"v.$": "$.missing"}}),
+            Reply::Return(json!({})),
+            1,
+            "'v.$'",
+        ),
+        (
+            json!({"ResultPath": "$.site.deeper"}),
+            Reply::Return(json!(1)),
+            1,
+            "Unable to apply ResultPath '$.site.deeper'",
+        ),
+        (
+            json!({"OutputPath": "$.missing"}),
+            Reply::Return(json!({})),
+            1,
+            "Invalid path '$.missing'",
+        ),
+        (
+            json!({"TimeoutSecondsPath": "$.site"}),
+            Reply::EchoInput,
+            0,
+            "TimeoutSecondsPath",
+        ),
     ];
     for (overrides, reply, expected_calls, cause) in cases {
         let invoker = Scripted::new([reply]);
-        let result = run(&with_handlers(overrides.clone()), json!({"site": "blog"}), &invoker).await;
+        let result = run(
+            &with_handlers(overrides.clone()),
+            json!({"site": "blog"}),
+            &invoker,
+        )
+        .await;
         assert_eq!(invoker.calls().len(), expected_calls, "{overrides}");
         assert_runtime(result, cause);
     }
@@ -242,7 +336,12 @@ async fn a_catcher_result_path_that_cannot_be_applied_is_a_runtime_error() {
             "H": {"Type": "Succeed"}
         }
     });
-    let result = run(&definition, json!("a string input"), &Scripted::new([fail("Boom")])).await;
+    let result = run(
+        &definition,
+        json!("a string input"),
+        &Scripted::new([fail("Boom")]),
+    )
+    .await;
     assert_runtime(result, "Unable to apply ResultPath '$.error'");
 }
 
@@ -251,9 +350,14 @@ async fn task_timeout_from_a_path() {
     let definition = single(json!({
         "Type": "Task", "Resource": "arn:r", "TimeoutSecondsPath": "$.limit", "End": true
     }));
-    let invoker = Scripted::new([Reply::After(std::time::Duration::from_secs(60), Box::new(Reply::EchoInput))]);
+    let invoker = Scripted::new([Reply::After(
+        std::time::Duration::from_secs(60),
+        Box::new(Reply::EchoInput),
+    )]);
     let started = tokio::time::Instant::now();
-    let failure = run(&definition, json!({"limit": 5}), &invoker).await.unwrap_err();
+    let failure = run(&definition, json!({"limit": 5}), &invoker)
+        .await
+        .unwrap_err();
     assert_eq!(failure.error, "States.Timeout");
     assert_gaps(&[started.elapsed()], &[5.0]);
 }

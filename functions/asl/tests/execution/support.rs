@@ -59,20 +59,33 @@ impl Scripted {
     /// The virtual time between consecutive calls.
     pub fn gaps(&self) -> Vec<Duration> {
         let calls = self.calls();
-        calls.windows(2).map(|pair| pair[1].at - pair[0].at).collect()
+        calls
+            .windows(2)
+            .map(|pair| pair[1].at - pair[0].at)
+            .collect()
     }
 }
 
 #[async_trait]
 impl TaskInvoker for Scripted {
-    async fn invoke(&self, resource: &str, input: Value, ctx: &TaskContext) -> Result<Value, TaskFailure> {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        ctx: &TaskContext,
+    ) -> Result<Value, TaskFailure> {
         self.calls.lock().unwrap().push(Call {
             resource: resource.to_owned(),
             input: input.clone(),
             ctx: ctx.clone(),
             at: Instant::now(),
         });
-        let mut reply = self.replies.lock().unwrap().pop_front().unwrap_or(Reply::EchoInput);
+        let mut reply = self
+            .replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Reply::EchoInput);
         loop {
             match reply {
                 Reply::Return(value) => return Ok(value),
@@ -117,16 +130,23 @@ impl Recorder {
 
 impl ExecutionObserver for Recorder {
     fn state_entered(&self, state: &str, input: &Value) {
-        self.events.lock().unwrap().push(Event::Entered(state.to_owned(), input.clone()));
-    }
-    fn state_exited(&self, state: &str, output: &Value) {
-        self.events.lock().unwrap().push(Event::Exited(state.to_owned(), output.clone()));
-    }
-    fn task_failed(&self, state: &str, failure: &TaskFailure, will_retry: bool) {
         self.events
             .lock()
             .unwrap()
-            .push(Event::TaskFailed(state.to_owned(), failure.error.clone(), will_retry));
+            .push(Event::Entered(state.to_owned(), input.clone()));
+    }
+    fn state_exited(&self, state: &str, output: &Value) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(Event::Exited(state.to_owned(), output.clone()));
+    }
+    fn task_failed(&self, state: &str, failure: &TaskFailure, will_retry: bool) {
+        self.events.lock().unwrap().push(Event::TaskFailed(
+            state.to_owned(),
+            failure.error.clone(),
+            will_retry,
+        ));
     }
 }
 
@@ -136,7 +156,8 @@ pub fn meta() -> ExecutionMeta {
         name: "run-1".to_owned(),
         start_time: START,
         role_arn: Some("arn:aws:iam::123456789012:role/sfn".to_owned()),
-        state_machine_id: "arn:aws:states:us-east-1:123456789012:stateMachine:deploy-site".to_owned(),
+        state_machine_id: "arn:aws:states:us-east-1:123456789012:stateMachine:deploy-site"
+            .to_owned(),
         state_machine_name: "deploy-site".to_owned(),
     }
 }
@@ -145,8 +166,19 @@ pub fn machine(definition: &Value) -> StateMachine {
     StateMachine::parse(&definition.to_string()).expect("test definition is valid")
 }
 
-pub async fn run(definition: &Value, input: Value, invoker: &Scripted) -> Result<Value, ExecutionFailure> {
-    execute(&machine(definition), meta(), input, invoker, &Recorder::default()).await
+pub async fn run(
+    definition: &Value,
+    input: Value,
+    invoker: &Scripted,
+) -> Result<Value, ExecutionFailure> {
+    execute(
+        &machine(definition),
+        meta(),
+        input,
+        invoker,
+        &Recorder::default(),
+    )
+    .await
 }
 
 pub async fn run_observed(
@@ -164,7 +196,15 @@ pub async fn run_with(
     invoker: &Scripted,
     options: ExecutionOptions,
 ) -> Result<Value, ExecutionFailure> {
-    execute_with_options(&machine(definition), meta(), input, invoker, &Recorder::default(), options).await
+    execute_with_options(
+        &machine(definition),
+        meta(),
+        input,
+        invoker,
+        &Recorder::default(),
+        options,
+    )
+    .await
 }
 
 /// A one-state machine around `state`, which should end the execution.
@@ -174,10 +214,17 @@ pub fn single(state: Value) -> Value {
 
 /// Asserts virtual durations equal within the timer wheel's millisecond rounding.
 pub fn assert_gaps(actual: &[Duration], expected_secs: &[f64]) {
-    assert_eq!(actual.len(), expected_secs.len(), "gaps {actual:?} vs {expected_secs:?}");
+    assert_eq!(
+        actual.len(),
+        expected_secs.len(),
+        "gaps {actual:?} vs {expected_secs:?}"
+    );
     for (gap, expected) in actual.iter().zip(expected_secs) {
         let diff = (gap.as_secs_f64() - expected).abs();
-        assert!(diff < 0.005, "gaps {actual:?} vs expected {expected_secs:?}");
+        assert!(
+            diff < 0.005,
+            "gaps {actual:?} vs expected {expected_secs:?}"
+        );
     }
 }
 
@@ -185,7 +232,11 @@ pub fn assert_runtime(result: Result<Value, ExecutionFailure>, cause_contains: &
     match result {
         Err(failure) => {
             assert_eq!(failure.error, "States.Runtime", "{failure:?}");
-            assert!(failure.cause.contains(cause_contains), "cause {:?} lacks {cause_contains:?}", failure.cause);
+            assert!(
+                failure.cause.contains(cause_contains),
+                "cause {:?} lacks {cause_contains:?}",
+                failure.cause
+            );
         }
         Ok(output) => panic!("expected States.Runtime, got output {output}"),
     }

@@ -180,10 +180,31 @@ fn hints(url: &str, endpoint: &Endpoint) -> String {
 mod tests {
     use super::*;
 
+    fn embedded_files(dir: &Dir<'_>, out: &mut Vec<String>) {
+        for file in dir.files() {
+            out.push(file.path().to_string_lossy().replace('\\', "/"));
+        }
+        for sub in dir.dirs() {
+            embedded_files(sub, out);
+        }
+    }
+
     #[test]
-    fn the_example_site_is_embedded_with_its_build_config() {
-        assert!(EXAMPLE_SITE.get_file("slipway.toml").is_some());
-        assert!(EXAMPLE_SITE.get_file("build.mjs").is_some());
+    fn the_embedded_example_site_takes_the_build_path() {
+        use slipway_core::build_plan::{decide, BuildDecision};
+
+        let mut files = Vec::new();
+        embedded_files(&EXAMPLE_SITE, &mut files);
+        assert!(files.iter().any(|f| f == "pages/docs/getting-started.html"));
+        assert!(!files.iter().any(|f| f.starts_with("dist/")), "{files:?}");
+        let names: Vec<&str> = files.iter().map(String::as_str).collect();
+        let read = |path: &str| EXAMPLE_SITE.get_file(path).map(|f| f.contents().to_vec());
+        let Ok(BuildDecision::Build(plan)) = decide(&names, read, false) else {
+            panic!("the example site must need a build");
+        };
+        assert_eq!(plan.build, ["node build.mjs"]);
+        assert_eq!(plan.output_dir, "dist");
+        assert!(plan.install.is_empty(), "the build must not need the network");
     }
 
     #[test]

@@ -109,9 +109,10 @@ async fn pack(path: &Path, contents: Contents, output: Output) -> anyhow::Result
         let zipped =
             tokio::task::spawn_blocking(move || archive::zip_dir(&dir, contents)).await??;
         output.note(format!(
-            "packed {} files from {} ({})",
+            "packed {} files from {} ({}, {} zipped)",
             zipped.entries,
             path.display(),
+            human_bytes(zipped.content_bytes),
             human_bytes(zipped.zip_bytes)
         ));
         return Ok(PackedSource {
@@ -192,8 +193,11 @@ async fn follow(
         let status = view.deployment.status;
         if shown != Some(status) {
             tracing::debug!(deployment = %id, %status, "deployment moved");
-            steps.step(step_message(status));
             shown = Some(status);
+            // A terminal status is announced below, after the log lines that came before it.
+            if !status.is_terminal() {
+                steps.step(step_message(status));
+            }
         }
         // Read after the status, so a terminal status comes with every line logged before it.
         if tail_logs && status != DeploymentStatus::Queued {
@@ -208,6 +212,7 @@ async fn follow(
             }
         }
         if status.is_terminal() {
+            steps.step(step_message(status));
             break Ok(view);
         }
         tokio::time::sleep(POLL_EVERY).await;

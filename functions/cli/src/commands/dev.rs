@@ -44,6 +44,7 @@ pub async fn start(args: &ServerArgs, token: Option<String>) -> anyhow::Result<D
         api_addr: args.api_addr,
         edge_addr: args.edge_addr,
         token,
+        limits: args.limits(),
     };
     Ok(DevServer::start(config).await?)
 }

@@ -72,10 +72,7 @@ pub async fn mark_failed(
     }
     // Nothing in flight was ever routed to, so its files can go.
     delete_files(p, &deployment).await?;
-    let recorded = RecordedError {
-        name: input.error.error.clone(),
-        cause: human_cause(&input.error.error, &input.error.cause),
-    };
+    let recorded = recorded_error(&input.error);
     tracing::warn!(
         site = %input.site,
         deployment_id = %input.deployment_id,
@@ -100,6 +97,17 @@ pub async fn mark_failed(
         status: Some(failed.status),
         recorded: true,
     })
+}
+
+/// A failed CodeBuild build reaches the Catch as `States.TaskFailed` with the build document
+/// as its cause; it is recorded as `BuildFailed` so the name says what happened.
+pub fn recorded_error(caught: &CaughtError) -> RecordedError {
+    let is_build = serde_json::from_str::<Value>(&caught.cause)
+        .ok()
+        .and_then(|doc| build_failure(&doc))
+        .is_some();
+    let name = if is_build { "BuildFailed" } else { caught.error.as_str() };
+    RecordedError { name: name.to_owned(), cause: human_cause(&caught.error, &caught.cause) }
 }
 
 /// Turns a Catch's cause into a sentence: the failing build phase's message from a
@@ -163,6 +171,17 @@ mod tests {
             human_cause("States.TaskFailed", camel),
             "build failed in phase UPLOAD_ARTIFACTS: no output"
         );
+    }
+
+    #[test]
+    fn failed_builds_are_recorded_as_build_failed() {
+        let caught = CaughtError {
+            error: "States.TaskFailed".into(),
+            cause: r#"{"Phases":[{"PhaseType":"BUILD","PhaseStatus":"FAILED","Contexts":[{"Message":"exit 1"}]}]}"#.into(),
+        };
+        assert_eq!(recorded_error(&caught).name, "BuildFailed");
+        let other = CaughtError { error: "SourceInvalid".into(), cause: "bad zip".into() };
+        assert_eq!(recorded_error(&other), RecordedError { name: "SourceInvalid".into(), cause: "bad zip".into() });
     }
 
     #[test]
