@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod output;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -23,10 +24,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli);
     let output = Output::new(cli.json);
+    let verbose = cli.verbose > 0;
     match commands::run(cli.command, output).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            report(&err, output);
+            report(&err, output, verbose);
             ExitCode::FAILURE
         }
     }
@@ -51,13 +53,14 @@ fn init_tracing(cli: &Cli) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
-/// `error: …` on stderr, with its causes. With `--json`, stdout also gets an error document
+/// `error: …` on stderr, with its root cause (every cause with `-v`). With `--json`, stdout also gets an error document
 /// shaped like the API's own (`{"error":{"code","message"}}`), unless a failed deploy's
 /// outcome was printed there already.
-fn report(err: &anyhow::Error, output: Output) {
+fn report(err: &anyhow::Error, output: Output, verbose: bool) {
     let client_error = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
     let outcome_printed = err
         .downcast_ref::<DeployError>()
@@ -75,7 +78,13 @@ fn report(err: &anyhow::Error, output: Output) {
         output.result(&body, String::new);
     }
     eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
+    let causes: Vec<_> = err.chain().skip(1).collect();
+    let shown = if verbose {
+        &causes[..]
+    } else {
+        &causes[causes.len().saturating_sub(1)..]
+    };
+    for cause in shown {
         eprintln!("  caused by: {cause}");
     }
 }

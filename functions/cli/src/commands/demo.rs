@@ -204,7 +204,10 @@ mod tests {
         };
         assert_eq!(plan.build, ["node build.mjs"]);
         assert_eq!(plan.output_dir, "dist");
-        assert!(plan.install.is_empty(), "the build must not need the network");
+        assert!(
+            plan.install.is_empty(),
+            "the build must not need the network"
+        );
     }
 
     #[test]

@@ -109,8 +109,9 @@ async fn pack(path: &Path, contents: Contents, output: Output) -> anyhow::Result
         let zipped =
             tokio::task::spawn_blocking(move || archive::zip_dir(&dir, contents)).await??;
         output.note(format!(
-            "packed {} files from {} ({}, {} zipped)",
+            "packed {} file{} from {} ({}, {} zipped)",
             zipped.entries,
+            if zipped.entries == 1 { "" } else { "s" },
             path.display(),
             human_bytes(zipped.content_bytes),
             human_bytes(zipped.zip_bytes)
