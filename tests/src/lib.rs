@@ -49,7 +49,10 @@ impl Dev {
             .arg(state_dir)
             .args(["--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", std::env::var("SLIPWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("SLIPWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

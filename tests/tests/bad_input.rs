@@ -33,16 +33,29 @@ fn start_with_live_site() -> (Dev, tempfile::TempDir, String) {
 fn expect_failed(dev: &Dev, zip: &Path, name: &str, cause_contains: &str) {
     let out = dev.slipway(&["deploy", zip.to_str().unwrap(), "--site", "docs", "--json"]);
     assert!(!out.status.success(), "{}", describe(&out));
-    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", describe(&out)));
+    let outcome: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", describe(&out)));
     assert_eq!(outcome["status"], "failed", "{}", describe(&out));
     let id = outcome["deployment_id"].as_str().unwrap();
     let listed = dev.slipway_json(&["deployments", "docs"]);
-    let record = listed.as_array().unwrap().iter().find(|d| d["id"] == id).unwrap().clone();
+    let record = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap()
+        .clone();
     assert_eq!(record["error"]["name"], name, "{record}");
     let cause = record["error"]["cause"].as_str().unwrap();
-    assert!(cause.contains(cause_contains), "cause {cause:?} should mention {cause_contains:?}");
+    assert!(
+        cause.contains(cause_contains),
+        "cause {cause:?} should mention {cause_contains:?}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(cause_contains), "the CLI prints the reason: {stderr}");
+    assert!(
+        stderr.contains(cause_contains),
+        "the CLI prints the reason: {stderr}"
+    );
 }
 
 fn assert_live_untouched(dev: &Dev, live_id: &str) {
@@ -50,12 +63,24 @@ fn assert_live_untouched(dev: &Dev, live_id: &str) {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("the good version"), "{}", page.body);
     let listed = dev.slipway_json(&["deployments", "docs"]);
-    let live: Vec<&Value> = listed.as_array().unwrap().iter().filter(|d| d["status"] == "live").collect();
+    let live: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "live")
+        .collect();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["id"], live_id);
     let hosted = dev.state_dir.join("objects/hosting/objects/docs");
-    let prefixes: Vec<_> = std::fs::read_dir(&hosted).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(prefixes, [std::ffi::OsString::from(live_id)], "no partial prefix is left behind");
+    let prefixes: Vec<_> = std::fs::read_dir(&hosted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        prefixes,
+        [std::ffi::OsString::from(live_id)],
+        "no partial prefix is left behind"
+    );
 }
 
 /// A zip with two entries of the same name (the zip writer refuses to make one).
@@ -82,13 +107,22 @@ fn hostile_archives_fail_the_deployment_with_a_reason() {
     expect_failed(&dev, &not_zip, "SourceInvalid", "not a zip");
 
     let truncated = dir.join("truncated.zip");
-    write_zip(&truncated, &[("index.html", "x".repeat(4000).as_bytes()), ("b.html", b"b")]);
+    write_zip(
+        &truncated,
+        &[
+            ("index.html", "x".repeat(4000).as_bytes()),
+            ("b.html", b"b"),
+        ],
+    );
     let bytes = std::fs::read(&truncated).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     expect_failed(&dev, &truncated, "SourceInvalid", "truncated");
 
     let slip = dir.join("slip.zip");
-    write_zip(&slip, &[("index.html", b"ok"), ("../../outside.html", b"evil")]);
+    write_zip(
+        &slip,
+        &[("index.html", b"ok"), ("../../outside.html", b"evil")],
+    );
     expect_failed(&dev, &slip, "SourceInvalid", "../../outside.html");
 
     let absolute = dir.join("absolute.zip");
@@ -98,7 +132,13 @@ fn hostile_archives_fail_the_deployment_with_a_reason() {
     let symlink = dir.join("symlink.zip");
     {
         let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        writer.add_symlink("passwd.html", "/etc/passwd", zip::write::SimpleFileOptions::default()).unwrap();
+        writer
+            .add_symlink(
+                "passwd.html",
+                "/etc/passwd",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
         std::fs::write(&symlink, writer.finish().unwrap().into_inner()).unwrap();
     }
     expect_failed(&dev, &symlink, "SourceInvalid", "symbolic link");
@@ -126,7 +166,10 @@ fn hostile_archives_fail_the_deployment_with_a_reason() {
         })
         .collect();
     let parts: Vec<String> = (0..5).map(|i| format!("part{i}.bin")).collect();
-    let files: Vec<(&str, &[u8])> = parts.iter().map(|p| (p.as_str(), noise.as_slice())).collect();
+    let files: Vec<(&str, &[u8])> = parts
+        .iter()
+        .map(|p| (p.as_str(), noise.as_slice()))
+        .collect();
     write_zip(&big, &files);
     expect_failed(&dev, &big, "SourceInvalid", "limit 4.0 MiB");
 
@@ -148,7 +191,11 @@ fn bad_names_unknown_sites_and_ids_get_clear_errors() {
         // The CLI refuses before sending anything (a usage error)...
         let out = dev.slipway(&["sites", "create", "--", bad]);
         assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("site name"), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("site name"),
+            "{}",
+            describe(&out)
+        );
         // ...and the API refuses with a JSON 400 for any other client.
         let response = client
             .post(format!("{}/sites", dev.api_url))
@@ -156,10 +203,16 @@ fn bad_names_unknown_sites_and_ids_get_clear_errors() {
             .send()
             .unwrap();
         assert_eq!(response.status().as_u16(), 400);
-        assert_eq!(response.json::<Value>().unwrap()["error"]["code"], "invalid_name");
+        assert_eq!(
+            response.json::<Value>().unwrap()["error"]["code"],
+            "invalid_name"
+        );
     }
     let exists = dev.slipway(&["sites", "create", "docs", "--json"]);
-    assert_eq!(serde_json::from_slice::<Value>(&exists.stdout).unwrap()["error"]["code"], "site_exists");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&exists.stdout).unwrap()["error"]["code"],
+        "site_exists"
+    );
 
     let somewhere = site_dir(&[("index.html", "x")]);
     let dir = somewhere.path().to_str().unwrap();
@@ -168,17 +221,27 @@ fn bad_names_unknown_sites_and_ids_get_clear_errors() {
         (vec!["sites", "show", "nope"], "site_not_found"),
         (vec!["deployments", "nope"], "site_not_found"),
         (vec!["rollback", "nope"], "site_not_found"),
-        (vec!["rollback", "docs", "--to", "01jd0000000000000000000000"], "deployment_not_found"),
+        (
+            vec!["rollback", "docs", "--to", "01jd0000000000000000000000"],
+            "deployment_not_found",
+        ),
         (vec!["rollback", "docs"], "no_rollback_target"),
-        (vec!["logs", "01jd0000000000000000000000"], "deployment_not_found"),
+        (
+            vec!["logs", "01jd0000000000000000000000"],
+            "deployment_not_found",
+        ),
     ] {
         let mut with_json = args.clone();
         with_json.push("--json");
         let out = dev.slipway(&with_json);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&out));
-        let body: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{args:?}: {}", describe(&out)));
+        let body: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{args:?}: {}", describe(&out)));
         assert_eq!(body["error"]["code"], code, "{args:?}: {body}");
-        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{args:?} explains itself on stderr");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).is_empty(),
+            "{args:?} explains itself on stderr"
+        );
     }
     assert_live_untouched(&dev, &live_id);
 }
@@ -193,26 +256,97 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
         let body: Value = response.json().unwrap();
         assert_eq!(body["error"]["code"], code, "{body}");
     };
-    check(client.post(format!("{api}/sites")).body("{not json").send().unwrap(), 400, "invalid_body");
-    check(client.post(format!("{api}/sites")).body(r#"{"name":"x","bogus":1}"#).send().unwrap(), 400, "invalid_body");
-    check(client.post(format!("{api}/sites")).body(vec![b' '; 100 * 1024]).send().unwrap(), 413, "payload_too_large");
-    check(client.get(format!("{api}/nowhere")).send().unwrap(), 404, "not_found");
-    check(client.delete(format!("{api}/sites")).send().unwrap(), 405, "method_not_allowed");
-    check(client.get(format!("{api}/sites/docs/deployments/nope")).send().unwrap(), 400, "invalid_id");
+    check(
+        client
+            .post(format!("{api}/sites"))
+            .body("{not json")
+            .send()
+            .unwrap(),
+        400,
+        "invalid_body",
+    );
+    check(
+        client
+            .post(format!("{api}/sites"))
+            .body(r#"{"name":"x","bogus":1}"#)
+            .send()
+            .unwrap(),
+        400,
+        "invalid_body",
+    );
+    check(
+        client
+            .post(format!("{api}/sites"))
+            .body(vec![b' '; 100 * 1024])
+            .send()
+            .unwrap(),
+        413,
+        "payload_too_large",
+    );
+    check(
+        client.get(format!("{api}/nowhere")).send().unwrap(),
+        404,
+        "not_found",
+    );
+    check(
+        client.delete(format!("{api}/sites")).send().unwrap(),
+        405,
+        "method_not_allowed",
+    );
+    check(
+        client
+            .get(format!("{api}/sites/docs/deployments/nope"))
+            .send()
+            .unwrap(),
+        400,
+        "invalid_id",
+    );
 
     // Uploads: only to a deployment that awaits one, once, and within the size limit.
-    let created: Value = client.post(format!("{api}/sites/docs/deployments")).body("{}").send().unwrap().json().unwrap();
+    let created: Value = client
+        .post(format!("{api}/sites/docs/deployments"))
+        .body("{}")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let url = created["upload"]["url"].as_str().unwrap();
     // Refused on its Content-Length, before a byte of the body is read.
     let path = url.strip_prefix(api.as_str()).unwrap();
     let mut stream = std::net::TcpStream::connect(api.trim_start_matches("http://")).unwrap();
-    write!(stream, "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 9 * 1024 * 1024).unwrap();
+    write!(
+        stream,
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        9 * 1024 * 1024
+    )
+    .unwrap();
     let mut reply = String::new();
-    std::io::BufReader::new(stream).read_to_string(&mut reply).unwrap();
+    std::io::BufReader::new(stream)
+        .read_to_string(&mut reply)
+        .unwrap();
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
-    assert!(reply.contains("payload_too_large") && reply.contains("connection: close"), "{reply}");
-    check(client.put(format!("{api}/uploads/docs/01jd0000000000000000000000.zip")).body("x").send().unwrap(), 404, "upload_not_found");
-    check(client.put(format!("{api}/uploads/docs/%2e%2e%2fx.zip")).body("x").send().unwrap(), 404, "upload_not_found");
+    assert!(
+        reply.contains("payload_too_large") && reply.contains("connection: close"),
+        "{reply}"
+    );
+    check(
+        client
+            .put(format!("{api}/uploads/docs/01jd0000000000000000000000.zip"))
+            .body("x")
+            .send()
+            .unwrap(),
+        404,
+        "upload_not_found",
+    );
+    check(
+        client
+            .put(format!("{api}/uploads/docs/%2e%2e%2fx.zip"))
+            .body("x")
+            .send()
+            .unwrap(),
+        404,
+        "upload_not_found",
+    );
     assert_live_untouched(&dev, &live_id);
 }
 
@@ -222,7 +356,10 @@ fn a_token_protects_the_local_api() {
     let dev = Dev::start_in(&temp.path().join("state"), &["--token", "s3cret"]);
     let denied = dev.slipway(&["sites", "list", "--json"]);
     assert_eq!(denied.status.code(), Some(1));
-    assert_eq!(serde_json::from_slice::<Value>(&denied.stdout).unwrap()["error"]["code"], "unauthorized");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&denied.stdout).unwrap()["error"]["code"],
+        "unauthorized"
+    );
     let allowed = dev.slipway(&["sites", "list", "--json", "--token", "s3cret"]);
     assert!(allowed.status.success(), "{}", describe(&allowed));
 }

@@ -60,12 +60,13 @@ impl Output {
     }
 
     /// A spinner for a wait whose length is unknown.
-    pub fn spinner(self) -> Steps {
+    pub fn spinner(self, first: &'static str) -> Steps {
         let bar = if self.draws_bars() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}") {
                 bar.set_style(style);
             }
+            bar.set_message(first);
             bar.enable_steady_tick(Duration::from_millis(100));
             Some(bar)
         } else {

@@ -59,7 +59,10 @@ pub struct DevLimits {
 
 impl Default for DevLimits {
     fn default() -> Self {
-        Self { zip: ZipLimits::default(), max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES }
+        Self {
+            zip: ZipLimits::default(),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        }
     }
 }
 
@@ -185,12 +188,10 @@ impl DevServer {
                 publish_concurrency: 16,
             },
         };
-        let builder = Arc::new(LocalBuilder::new(
-            objects.clone(),
-            Arc::new(state.clone()),
-            scratch,
-        )
-        .with_limits(config.limits.zip));
+        let builder = Arc::new(
+            LocalBuilder::new(objects.clone(), Arc::new(state.clone()), scratch)
+                .with_limits(config.limits.zip),
+        );
         let workflow = LocalWorkflow::new(pipeline.clone(), builder, state.clone())?;
         let interrupted = workflow.fail_interrupted().await?;
         if interrupted > 0 {

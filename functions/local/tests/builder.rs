@@ -674,7 +674,10 @@ async fn the_log_streams_while_the_build_runs() {
 async fn a_request_without_a_deployment_id_is_refused() {
     let h = Harness::new();
     let source = h.upload_source(&[("a", "")]).await;
-    let mut request = h.request(source, &spec("  build:\n    commands:\n      - true", "dist"));
+    let mut request = h.request(
+        source,
+        &spec("  build:\n    commands:\n      - true", "dist"),
+    );
     request.env.retain(|(k, _)| k != "SLIPWAY_DEPLOYMENT_ID");
     let err = h.builder().run(request).await.unwrap_err();
     assert!(matches!(err, BuildError::Unavailable(_)), "{err:?}");

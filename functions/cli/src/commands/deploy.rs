@@ -183,7 +183,7 @@ async fn follow(
     id: DeploymentId,
     tail_logs: bool,
 ) -> anyhow::Result<DeploymentView> {
-    let steps = output.spinner();
+    let steps = output.spinner("checking the deployment");
     let mut shown: Option<DeploymentStatus> = None;
     let mut after = 0;
     let result = loop {

@@ -106,8 +106,15 @@ pub fn recorded_error(caught: &CaughtError) -> RecordedError {
         .ok()
         .and_then(|doc| build_failure(&doc))
         .is_some();
-    let name = if is_build { "BuildFailed" } else { caught.error.as_str() };
-    RecordedError { name: name.to_owned(), cause: human_cause(&caught.error, &caught.cause) }
+    let name = if is_build {
+        "BuildFailed"
+    } else {
+        caught.error.as_str()
+    };
+    RecordedError {
+        name: name.to_owned(),
+        cause: human_cause(&caught.error, &caught.cause),
+    }
 }
 
 /// Turns a Catch's cause into a sentence: the failing build phase's message from a
@@ -180,8 +187,17 @@ mod tests {
             cause: r#"{"Phases":[{"PhaseType":"BUILD","PhaseStatus":"FAILED","Contexts":[{"Message":"exit 1"}]}]}"#.into(),
         };
         assert_eq!(recorded_error(&caught).name, "BuildFailed");
-        let other = CaughtError { error: "SourceInvalid".into(), cause: "bad zip".into() };
-        assert_eq!(recorded_error(&other), RecordedError { name: "SourceInvalid".into(), cause: "bad zip".into() });
+        let other = CaughtError {
+            error: "SourceInvalid".into(),
+            cause: "bad zip".into(),
+        };
+        assert_eq!(
+            recorded_error(&other),
+            RecordedError {
+                name: "SourceInvalid".into(),
+                cause: "bad zip".into()
+            }
+        );
     }
 
     #[test]

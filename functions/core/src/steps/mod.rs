@@ -22,7 +22,9 @@ use crate::ports::{
 use crate::zipsafe::{ZipError, ZipLimits};
 
 pub use activate::{activate, sync_route, ActivateInput, ActivateOutput};
-pub use mark_failed::{human_cause, mark_failed, recorded_error, CaughtError, MarkFailedInput, MarkFailedOutput};
+pub use mark_failed::{
+    human_cause, mark_failed, recorded_error, CaughtError, MarkFailedInput, MarkFailedOutput,
+};
 pub use prepare::{artifact_path, prepare, PrepareInput, PrepareOutput};
 pub use prune::{prunable, prune, PruneInput, PruneOutput};
 pub use publish::{publish, PublishInput, PublishOutput};
