@@ -57,9 +57,9 @@ fn init_tracing(cli: &Cli) {
         .init();
 }
 
-/// `error: …` on stderr, with its root cause (every cause with `-v`). With `--json`, stdout also gets an error document
-/// shaped like the API's own (`{"error":{"code","message"}}`), unless a failed deploy's
-/// outcome was printed there already.
+/// `error: …` on stderr, with its root cause (every cause with `-v`). With `--json`, stdout
+/// also gets an error document shaped like the API's own (`{"error":{"code","message"}}`),
+/// unless a failed deploy's outcome was printed there already.
 fn report(err: &anyhow::Error, output: Output, verbose: bool) {
     let client_error = err.chain().find_map(|e| e.downcast_ref::<ClientError>());
     let outcome_printed = err

@@ -57,6 +57,16 @@ pub fn local_substitutions(artifacts_bucket: &str) -> BTreeMap<String, String> {
 pub enum WorkflowSetupError {
     #[error("the deploy-site definition is invalid: {0}")]
     Definition(#[from] slipway_asl::DefinitionError),
+    #[error("the deploy-site definition names a task resource slipway dev cannot run: {0}")]
+    UnknownResource(String),
+}
+
+/// Whether `resource` (after substitution) is one the local workflow runs in process.
+pub fn is_local_resource(resource: &str) -> bool {
+    resource == CODEBUILD_SYNC
+        || FUNCTIONS
+            .iter()
+            .any(|(_, name)| function_arn(name) == resource)
 }
 
 #[derive(Clone)]
@@ -83,6 +93,13 @@ impl LocalWorkflow {
     ) -> Result<Self, WorkflowSetupError> {
         let subs = local_substitutions(&pipeline.config.buckets.artifacts);
         let machine = StateMachine::parse_with_substitutions(DEPLOY_SITE_ASL, &subs)?;
+        if let Some(unknown) = machine
+            .task_resources()
+            .into_iter()
+            .find(|r| !is_local_resource(r))
+        {
+            return Err(WorkflowSetupError::UnknownResource(unknown.to_owned()));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 machine,

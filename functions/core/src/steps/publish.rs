@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
+use crate::build_plan::CONFIG_FILE;
 use crate::media::{cache_control_for, content_type_for};
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName};
@@ -77,6 +78,7 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
     .await?;
     let prefix = deployment_prefix(&input.site, &input.deployment_id);
     let root = input.artifact.root.clone().unwrap_or_default();
+    let built = deployment.built;
     let limits = p.config.zip_limits;
     let concurrency = p.config.publish_concurrency.max(1);
     let (queue, mut uploads) = mpsc::channel::<Upload>(concurrency * 2);
@@ -88,6 +90,10 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
             let Some(relative) = entry.path.as_str().strip_prefix(root.as_str()) else {
                 continue;
             };
+            // A prebuilt upload's own slipway.toml configures the deploy; it is not content.
+            if !built && relative == CONFIG_FILE {
+                continue;
+            }
             let key = format!("{prefix}{relative}");
             let meta = ObjectMeta {
                 content_type: content_type_for(relative),
