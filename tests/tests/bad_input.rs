@@ -248,7 +248,7 @@ fn bad_names_unknown_sites_and_ids_get_clear_errors() {
 
 #[test]
 fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
-    let (dev, _temp, live_id) = start_with_live_site();
+    let (dev, temp, live_id) = start_with_live_site();
     let client = reqwest::blocking::Client::new();
     let api = &dev.api_url;
     let check = |response: reqwest::blocking::Response, status: u16, code: &str| {
@@ -346,6 +346,36 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
             .unwrap(),
         404,
         "upload_not_found",
+    );
+    // The CLI declares the size, so an oversized zip is refused before a deployment exists.
+    let before = dev
+        .slipway_json(&["deployments", "docs"])
+        .as_array()
+        .unwrap()
+        .len();
+    let huge = temp.path().join("huge.zip");
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let noise: Vec<u8> = (0..9 * 1024 * 1024)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    write_zip(&huge, &[("video.bin", &noise)]);
+    let out = dev.slipway(&["deploy", huge.to_str().unwrap(), "--site", "docs", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    let after = dev
+        .slipway_json(&["deployments", "docs"])
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        before, after,
+        "no deployment was created for the refused upload"
     );
     assert_live_untouched(&dev, &live_id);
 }

@@ -358,6 +358,14 @@ impl ControlPlane {
         request: CreateDeploymentRequest,
     ) -> Result<Response<Bytes>, ApiError> {
         self.pipeline.state.get_site(site).await?;
+        let max = self.uploads.max_bytes();
+        if let Some(size) = request.size.filter(|size| *size > max) {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the upload is {size} bytes; the limit is {max} bytes"),
+            ));
+        }
         let id = DeploymentId::generate();
         let source = ObjectLocation {
             bucket: Bucket::Source,

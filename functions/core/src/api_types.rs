@@ -41,6 +41,8 @@ pub struct CreateDeploymentRequest {
     /// The upload is already built output: publish it as it is.
     #[serde(default)]
     pub prebuilt: bool,
+    /// The zip's size, when known: an upload over the limit is refused before anything is created.
+    pub size: Option<u64>,
 }
 
 /// Where to send the source zip: a presigned S3 PUT on AWS, the local API in `slipway dev`.

@@ -271,6 +271,9 @@ pub enum UploadError {
 /// Hands out the URL a client sends a source zip to: a presigned PUT on S3, the local API in dev.
 #[async_trait]
 pub trait UploadTargets: Send + Sync {
+    /// The largest source zip an upload target accepts.
+    fn max_bytes(&self) -> u64;
+
     async fn upload_target(
         &self,
         location: &crate::model::ObjectLocation,

@@ -109,6 +109,10 @@ struct LocalUploads {
 
 #[async_trait]
 impl UploadTargets for LocalUploads {
+    fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     async fn upload_target(&self, location: &ObjectLocation) -> Result<UploadTarget, UploadError> {
         let headers = [("content-type".to_owned(), "application/zip".to_owned())].into();
         Ok(UploadTarget {

@@ -147,7 +147,13 @@ pub async fn deploy(
     let source = pack(path, contents, output).await?;
     let prebuilt = contents == Contents::Prebuilt;
     let created = client
-        .create_deployment(site, &CreateDeploymentRequest { prebuilt })
+        .create_deployment(
+            site,
+            &CreateDeploymentRequest {
+                prebuilt,
+                size: Some(source.bytes),
+            },
+        )
         .await?;
     let id = created.deployment.deployment.id;
     tracing::info!(%site, deployment = %id, prebuilt, bytes = source.bytes, "deployment created");
