@@ -49,12 +49,15 @@ async function handler(event) {
   const cut = route.indexOf(';');
   const flags = cut < 0 ? '' : route.slice(cut + 1);
   // Decide on the decoded path, append to the raw one: the origin decodes it once.
+  // SPA: every path without an extension is a client route, trailing slash or not.
+  // /.well-known/ names have no extension by convention and are served as published.
   let tail = uri;
-  if (path.slice(-1) === '/') {
-    tail += 'index.html';
-  } else if (path.slice(path.lastIndexOf('/') + 1).indexOf('.') < 0) {
+  const wellKnown = path.indexOf('/.well-known/') === 0;
+  if (!wellKnown && path.slice(path.lastIndexOf('/') + 1).indexOf('.') < 0) {
     if (flags.indexOf('s') >= 0) {
       tail = '/index.html';
+    } else if (path.slice(-1) === '/') {
+      tail += 'index.html';
     } else {
       tail += flags.indexOf('c') >= 0 ? '.html' : '/index.html';
     }

@@ -102,7 +102,11 @@ describe('rewrites', () => {
     ['app.example.com', '/users/42/settings', `/app/${ID}/index.html`],
     ['app.example.com', '/assets/index-3f9a.js', `/app/${ID}/assets/index-3f9a.js`],
     ['app.example.com', '/favicon.ico', `/app/${ID}/favicon.ico`],
-    ['app.example.com', '/docs/', `/app/${ID}/docs/index.html`],
+    ['app.example.com', '/docs/', `/app/${ID}/index.html`],
+    ['app.example.com', '/users/42/', `/app/${ID}/index.html`],
+    ['app.example.com', '/.well-known/assetlinks.json', `/app/${ID}/.well-known/assetlinks.json`],
+    ['docs.example.com', '/.well-known/apple-app-site-association', `/docs/${ID}/.well-known/apple-app-site-association`],
+    ['clean.example.com', '/.well-known/webfinger', `/clean/${ID}/.well-known/webfinger`],
     ['both.example.com', '/pricing', `/both/${ID}/index.html`],
     ['both.example.com', '/robots.txt', `/both/${ID}/robots.txt`],
   ];

@@ -4,7 +4,6 @@
 //!
 //! Both need `npm` and the npm registry (the package tarball, Vite and its dependencies).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -155,11 +154,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 /// The Content-Type a browser needs for each kind of file the package holds.
 fn expected_content_type(file: &str) -> &'static str {
-    let extension = match file.rsplit_once('.') {
-        Some((_, ext)) => ext,
-        // LICENSE, NOTICE: no type can be known, so no sniffable text type is claimed.
-        None => return "application/octet-stream",
-    };
+    let extension = file.rsplit_once('.').map_or("", |(_, ext)| ext);
     match extension {
         "html" => "text/html; charset=utf-8",
         "js" => "text/javascript; charset=utf-8",
@@ -239,7 +234,16 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
         .sum();
     assert_eq!(record["bytes"], total, "{record}");
 
-    for file in &files {
+    // The edge reads a path without a dot in its last segment as a page (`/LICENSE` →
+    // `/LICENSE/index.html`) and cannot look for a file first, so the package's LICENSE and
+    // NOTICE are published but not reachable by their names (documented in the README;
+    // `/.well-known/` names are the exception the router makes).
+    let reachable: Vec<&String> = files
+        .iter()
+        .filter(|f| f.rsplit('/').next().unwrap().contains('.'))
+        .collect();
+    assert_eq!(reachable.len(), files.len() - 2, "{files:?}");
+    for file in reachable {
         let on_disk = std::fs::read(package.join(file)).unwrap();
         let served = fetch(&dev, "swagger", &format!("/{file}"));
         assert_eq!(served.status, 200, "/{file}");
@@ -311,9 +315,10 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
     assert_eq!(failed["error"]["name"], "BuildConfigInvalid", "{failed}");
     let cause = failed["error"]["cause"].as_str().unwrap();
     assert!(cause.contains("no \"build\" script"), "{cause}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("build script"),
-        "the CLI prints the reason: {}",
+        stderr.contains("no \"build\" script") && stderr.contains("prebuilt"),
+        "the CLI prints the reason and the way out: {}",
         describe(&out)
     );
     let statuses: Vec<Value> = dev
@@ -422,12 +427,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
     assert!(code.contains(release), "{script} renders {release:?}");
     assert!(code.contains("pushState"), "{script} has the router");
 
-    for deep_link in [
-        "/users/42",
-        "/settings",
-        "/users/42/",
-        "/settings?tab=profile",
-    ] {
+    for deep_link in ["/users/42", "/settings", "/settings?tab=profile"] {
         let page = fetch(dev, "spa", deep_link);
         assert_eq!(page.status, 200, "{deep_link}");
         assert!(
@@ -440,7 +440,10 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
 
     let icon = fetch(dev, "spa", "/favicon.svg");
     assert_eq!(icon.status, 200);
-    assert_eq!(icon.content_type.as_deref(), Some("image/svg+xml"));
+    assert_eq!(
+        icon.content_type.as_deref(),
+        Some("image/svg+xml; charset=utf-8")
+    );
     assert_eq!(
         icon.cache_control.as_deref(),
         Some(REVALIDATE),
@@ -481,8 +484,7 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     assert_eq!(created["spa"], false, "{created}");
 
     let one = deploy_spa(&dev, "release one");
-    // Vite names bundles `{name}-{hash}.{ext}`; these two are content-hashed, so browsers may
-    // keep them forever.
+    // Vite names bundles `{name}-{hash}.{ext}`, so browsers may keep them forever.
     for asset in &one.assets {
         let served = fetch(&dev, "spa", asset);
         assert_eq!(served.status, 200, "{asset}");
@@ -512,6 +514,20 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     assert!(log_lines(&dev, &two.id)
         .iter()
         .any(|l| l.contains("built in")));
+    // Version two's hashes have no digit (`index-FYUYwCTc.js`): recognised through the
+    // detected framework, not the name alone.
+    for asset in &two.assets {
+        let served = fetch(&dev, "spa", asset);
+        assert_eq!(served.cache_control.as_deref(), Some(IMMUTABLE), "{asset}");
+    }
+    for deep_link in ["/users/42/", "/settings/"] {
+        let served = fetch(&dev, "spa", deep_link);
+        assert_eq!(served.status, 200, "{deep_link}");
+        assert!(
+            served.body == two.index,
+            "{deep_link} with a trailing slash is a client route"
+        );
+    }
 
     let rolled = dev.slipway_json(&["rollback", "spa"]);
     assert_eq!(rolled["deployment_id"], one.id.as_str(), "{rolled}");
@@ -537,16 +553,6 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
         "the rolled-back version keeps SPA routing"
     );
 
-    let statuses: BTreeSet<String> = dev
-        .slipway_json(&["deployments", "spa"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| format!("{}={}", d["id"].as_str().unwrap(), d["status"]))
-        .collect();
-    assert!(
-        statuses.contains(&format!("{}=\"live\"", one.id)),
-        "{statuses:?}"
-    );
-    assert!(!statuses.contains(&format!("{}=\"live\"", two.id)));
+    assert_eq!(deployment_record(&dev, "spa", &one.id)["status"], "live");
+    assert_ne!(deployment_record(&dev, "spa", &two.id)["status"], "live");
 }

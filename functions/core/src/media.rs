@@ -30,6 +30,8 @@
 //! both frameworks promise that every file there is content-addressed (Next's build id is a
 //! folder name), and serve them as immutable themselves.
 
+use crate::build_plan::Framework;
+
 /// For files whose name changes whenever their content does.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// For everything else: browsers may keep a copy but must check it on every use.
@@ -83,6 +85,39 @@ pub fn cache_control_for(path: &str) -> &'static str {
         IMMUTABLE
     } else {
         REVALIDATE
+    }
+}
+
+/// Like [`cache_control_for`], knowing which framework built the files: each one's output
+/// folder for hashed assets is immutable by that framework's contract, which also catches
+/// hashes the name-only rule misses (a Vite hash need not contain a digit).
+pub fn cache_control_for_build(path: &str, framework: Option<Framework>) -> &'static str {
+    if !is_html(path) && framework.is_some_and(|f| hashed_by(f, path)) {
+        IMMUTABLE
+    } else {
+        cache_control_for(path)
+    }
+}
+
+/// Whether `path` (relative to the output root) is where `framework` puts content-hashed files.
+fn hashed_by(framework: Framework, path: &str) -> bool {
+    match framework {
+        // `build.assetsDir` with Vite's default `[name]-[hash][extname]`; files from `public/`
+        // keep their names, so the hash shape is still required.
+        Framework::Vite if path.starts_with("assets/") => {
+            let name = file_name(path);
+            let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+            let bytes = stem.as_bytes();
+            bytes.len() > 9
+                && bytes[bytes.len() - 9] == b'-'
+                && bytes[bytes.len() - 8..]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+        }
+        Framework::CreateReactApp => path.starts_with("static/"),
+        Framework::Vue => path.starts_with("js/") || path.starts_with("css/"),
+        Framework::Astro => path.starts_with("_astro/"),
+        _ => false,
     }
 }
 
@@ -169,6 +204,43 @@ fn letter_digit_switches(bytes: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn framework_output_folders_are_immutable_even_when_the_hash_has_no_digit() {
+        use super::{cache_control_for_build, IMMUTABLE, REVALIDATE};
+        use crate::build_plan::Framework;
+        let vite = Some(Framework::Vite);
+        // Real Vite 8 names the name-only rule misses: no digit in the hash.
+        assert_eq!(
+            cache_control_for_build("assets/index-FYUYwCTc.js", vite),
+            IMMUTABLE
+        );
+        assert_eq!(
+            cache_control_for_build("assets/index-bT5i_gCW.css", vite),
+            IMMUTABLE
+        );
+        // Copied from public/: keeps its name, so it revalidates.
+        assert_eq!(cache_control_for_build("assets/logo.png", vite), REVALIDATE);
+        assert_eq!(cache_control_for_build("favicon.svg", vite), REVALIDATE);
+        assert_eq!(cache_control_for_build("index.html", vite), REVALIDATE);
+        assert_eq!(
+            cache_control_for_build("static/js/main.js", Some(Framework::CreateReactApp)),
+            IMMUTABLE
+        );
+        assert_eq!(
+            cache_control_for_build("js/app.js", Some(Framework::Vue)),
+            IMMUTABLE
+        );
+        assert_eq!(
+            cache_control_for_build("_astro/client.Cq3x.js", Some(Framework::Astro)),
+            IMMUTABLE
+        );
+        // Without a known framework only the name-only rule applies.
+        assert_eq!(
+            cache_control_for_build("assets/index-FYUYwCTc.js", None),
+            REVALIDATE
+        );
+    }
+
     use super::*;
 
     #[test]

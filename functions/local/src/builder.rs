@@ -53,6 +53,9 @@ const MAX_LINE: usize = 16 * 1024;
 /// build's process group) before the builder stops reading.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const UPLOAD_CHUNK: usize = 1024 * 1024;
+/// The script starts each banner with this byte (ASCII record separator, `\036`), so a
+/// banner gets its own log line even after output without a trailing newline.
+const LINE_START: u8 = 0x1e;
 
 /// Failures of the builder itself, as opposed to the build; reported as
 /// [`BuildError::Unavailable`].
@@ -66,6 +69,8 @@ enum InfraError {
     Task(#[from] tokio::task::JoinError),
     #[error("the build shell exited with {status} outside of any command")]
     Shell { status: String },
+    #[error("the build shell started without {0}")]
+    Spawn(&'static str),
 }
 
 impl From<InfraError> for BuildError {
@@ -244,6 +249,13 @@ impl LocalBuilder {
         ))
         .await;
         let source = source?;
+        for (runtime, version) in &spec.runtime_versions {
+            // CodeBuild installs the runtime; locally the one on PATH runs the build.
+            log.line(format!(
+                "[Container] runtime-versions: {runtime} {version} requested; slipway dev builds with the tools on PATH"
+            ))
+            .await;
+        }
 
         let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
         env.extend(request.env.iter().cloned());
@@ -344,7 +356,7 @@ impl LocalBuilder {
             None => dest,
         };
         log.line(format!(
-            "[Container] Unpacked {files} entries ({bytes} bytes) from {}/{}",
+            "[Container] Unpacked {files} files ({bytes} bytes) from {}/{}",
             location.bucket.as_str(),
             location.key
         ))
@@ -382,32 +394,27 @@ impl LocalBuilder {
         let group = child
             .id()
             .map(ProcessGroup)
-            .ok_or_else(|| InfraError::Shell {
-                status: "no process id".to_owned(),
-            })?;
+            .ok_or(InfraError::Spawn("a process id"))?;
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(InfraError::Shell {
-                status: "no output pipes".to_owned(),
-            }
-            .into());
+            return Err(InfraError::Spawn("its output pipes").into());
         };
-        let mut tasks = Tasks::default();
         let output_log = log.clone();
-        tasks.0.push(tokio::spawn(async move {
-            read_lines(stdout, |line| output_log.line(line)).await;
-        }));
-        let output = tasks.0.len() - 1;
         // The script's fd 3 (its original stderr) carries progress reports only.
         let (report_tx, mut reports) = mpsc::channel(64);
-        tasks.0.push(tokio::spawn(async move {
-            read_lines(stderr, |line| {
-                let tx = report_tx.clone();
-                async move {
-                    let _ = tx.send(line).await;
-                }
-            })
-            .await;
-        }));
+        let mut readers = Readers {
+            output: tokio::spawn(async move {
+                read_lines(stdout, |line| output_log.line(line)).await;
+            }),
+            reports: tokio::spawn(async move {
+                read_lines(stderr, |line| {
+                    let tx = report_tx.clone();
+                    async move {
+                        let _ = tx.send(line).await;
+                    }
+                })
+                .await;
+            }),
+        };
 
         let mut tracker = Tracker::new(phases);
         let drive = async {
@@ -432,14 +439,14 @@ impl LocalBuilder {
         })
         .await;
         // Output that is still in the pipe belongs before the verdict in the log.
-        let output_task = tasks.0.swap_remove(output);
-        if tokio::time::timeout(DRAIN_GRACE, output_task)
+        if tokio::time::timeout(DRAIN_GRACE, &mut readers.output)
             .await
             .is_err()
         {
             tracing::warn!("build output kept arriving after the build ended; stopped reading");
         }
-        drop(tasks);
+        // Aborting the output reader also releases its log sink, so the log writer can finish.
+        drop(readers);
 
         match outcome {
             Err(_) => {
@@ -611,7 +618,7 @@ fn render_script(phases: &[Phase]) -> String {
         let _ = writeln!(s, "  echo phase {p} >&3");
         let _ = writeln!(
             s,
-            "  printf '%s\\n' {}",
+            "  printf '\\036%s\\n' {}",
             sh_quote(&format!("[Container] Entering phase {name}"))
         );
         s.push_str("  __slipway_ok=1\n");
@@ -619,7 +626,7 @@ fn render_script(phases: &[Phase]) -> String {
             s.push_str("  if [ \"$__slipway_ok\" = 1 ]; then\n");
             let _ = writeln!(
                 s,
-                "    printf '%s\\n' {}",
+                "    printf '\\036%s\\n' {}",
                 sh_quote(&format!("[Container] Running command {command}"))
             );
             let _ = writeln!(s, "    echo start {p} {c} >&3");
@@ -629,7 +636,7 @@ fn render_script(phases: &[Phase]) -> String {
             s.push_str("    if [ \"$__slipway_status\" != 0 ]; then\n");
             let _ = writeln!(
                 s,
-                "      printf '%s%s\\n' {} \"$__slipway_status\"",
+                "      printf '\\036%s%s\\n' {} \"$__slipway_status\"",
                 sh_quote(&format!(
                     "[Container] Command did not exit successfully {command} exit status "
                 ))
@@ -641,7 +648,7 @@ fn render_script(phases: &[Phase]) -> String {
         );
         let _ = writeln!(
             s,
-            "  printf '%s%s\\n' {} \"$__slipway_state\"",
+            "  printf '\\036%s%s\\n' {} \"$__slipway_state\"",
             sh_quote(&format!("[Container] Phase complete: {name} State: "))
         );
         let _ = writeln!(s, "  echo done {p} \"$__slipway_ok\" >&3");
@@ -764,7 +771,7 @@ impl Drop for ProcessGroup {
         // `sh`'s kill builtin reaches a whole group without unsafe code or another dependency.
         let result = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("true {}", self.0))
+            .arg(format!("kill -s KILL -- -{} 2>/dev/null", self.0))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -775,19 +782,22 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Reader tasks, aborted when dropped (a process outside the group may hold a pipe open).
-#[derive(Default)]
-struct Tasks(Vec<JoinHandle<()>>);
+/// The shell's pipe readers, aborted when dropped: a process that left the build's
+/// process group may hold a pipe open forever.
+struct Readers {
+    output: JoinHandle<()>,
+    reports: JoinHandle<()>,
+}
 
-impl Drop for Tasks {
+impl Drop for Readers {
     fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
+        self.output.abort();
+        self.reports.abort();
     }
 }
 
 /// Splits a stream into lines (lossy UTF-8, `\r\n` trimmed, cut at [`MAX_LINE`]).
+/// [`LINE_START`] also ends a line that has text, and is dropped.
 async fn read_lines<R, F, Fut>(reader: R, mut emit: F)
 where
     R: AsyncRead + Unpin,
@@ -808,16 +818,19 @@ where
         if buf.is_empty() {
             break;
         }
-        let (chunk, used, complete) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
+        let (chunk, used, end) = match buf.iter().position(|&b| b == b'\n' || b == LINE_START) {
+            Some(i) => (&buf[..i], i + 1, Some(buf[i])),
+            None => (buf, buf.len(), None),
         };
         let room = MAX_LINE.saturating_sub(line.len());
         cut |= chunk.len() > room;
         line.extend_from_slice(&chunk[..chunk.len().min(room)]);
         reader.consume(used);
-        if complete {
-            emit(finish_line(&mut line, &mut cut)).await;
+        match end {
+            Some(b'\n') => emit(finish_line(&mut line, &mut cut)).await,
+            // A banner starts a new line even when the output before it did not end one.
+            Some(_) if !line.is_empty() => emit(finish_line(&mut line, &mut cut)).await,
+            _ => {}
         }
     }
     if !line.is_empty() {

@@ -608,11 +608,40 @@ async fn a_build_past_its_timeout_is_killed_with_everything_it_started() {
         other => panic!("expected CommandFailed, got {other:?}"),
     }
     let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
     assert!(
-        gone(Path::new("/proc").join(pid.trim())).await,
+        gone(Path::new("/proc").join(pid)).await,
         "the background process {pid} outlived the build"
     );
     assert!(has_line(&h.log().await, "timed out"));
+    h.assert_scratch_removed();
+}
+
+#[tokio::test]
+async fn a_process_that_escapes_the_build_cannot_hold_it_open() {
+    let h = Harness::new();
+    let pid_file = h.dir.path().join("daemon.pid");
+    // `setsid` leaves the build's process group, so only the pipe ties it to the build.
+    let daemon = format!(
+        "setsid sh -c 'echo $$ > {}; exec sleep 300' &",
+        pid_file.display()
+    );
+    let buildspec = spec(
+        &format!(
+            "  build:\n    commands:\n      - {}\n      - mkdir dist && echo ok > dist/index.html",
+            yaml_quote(&daemon)
+        ),
+        "dist",
+    );
+    let started = Instant::now();
+    let result = h.build(&[("a", "")], &buildspec).await;
+    let elapsed = started.elapsed();
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    result.unwrap();
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+    assert_eq!(h.artifact_files().await["index.html"], "ok\n");
     h.assert_scratch_removed();
 }
 
@@ -681,4 +710,37 @@ async fn a_request_without_a_deployment_id_is_refused() {
     request.env.retain(|(k, _)| k != "SLIPWAY_DEPLOYMENT_ID");
     let err = h.builder().run(request).await.unwrap_err();
     assert!(matches!(err, BuildError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn output_lines_are_split_like_a_terminal_and_bounded() {
+    let h = Harness::new();
+    let buildspec = spec(
+        "  build:
+    commands:
+      - printf 'no newline'
+      - printf 'windows line\\r\\n'
+      - head -c 100000 /dev/zero | tr '\\\\0' a; echo
+      - mkdir dist && echo x > dist/a",
+        "dist",
+    );
+    h.build(&[("a", "")], &buildspec).await.unwrap();
+    let log = h.log().await;
+    let at = |wanted: &str| {
+        log.iter()
+            .position(|l| l == wanted)
+            .unwrap_or_else(|| panic!("no line {wanted:?} in {log:#?}"))
+    };
+    let text = at("no newline");
+    assert_eq!(
+        at("[Container] Running command printf 'windows line\\r\\n'"),
+        text + 1
+    );
+    at("windows line");
+    let long = log
+        .iter()
+        .find(|l| l.starts_with("aaaa"))
+        .expect("the long line is logged");
+    assert!(long.len() < 20_000, "{} bytes", long.len());
+    assert!(long.ends_with("[line cut]"));
 }

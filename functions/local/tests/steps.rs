@@ -39,6 +39,7 @@ async fn deploy(h: &Harness, site: &str, files: &[(&str, &[u8])]) -> DeploymentI
             site: name.clone(),
             deployment_id: id,
             artifact: prepared.artifact,
+            framework: prepared.framework,
         },
     )
     .await
@@ -195,6 +196,7 @@ async fn publish_sets_types_and_cache_headers_and_is_safe_to_rerun() {
         site: site.clone(),
         deployment_id: id,
         artifact: prepared.artifact,
+        framework: prepared.framework,
     };
     let first = steps::publish(&h.pipeline, input.clone()).await.unwrap();
     assert_eq!(first.file_count, 4);
@@ -256,6 +258,7 @@ async fn publish_strips_a_zipped_folder() {
             site,
             deployment_id: id,
             artifact: prepared.artifact,
+            framework: prepared.framework,
         },
     )
     .await
@@ -296,6 +299,7 @@ async fn activate_switches_the_host_key_and_never_moves_backwards() {
                 site: site.clone(),
                 deployment_id: id,
                 artifact: prepared.artifact,
+                framework: prepared.framework,
             },
         )
         .await
@@ -357,6 +361,7 @@ async fn activate_carries_the_deployments_routing_flags() {
             site: site.clone(),
             deployment_id: id,
             artifact: prepared.artifact,
+            framework: prepared.framework,
         },
     )
     .await
@@ -439,6 +444,7 @@ async fn mark_failed_records_the_reason_removes_partial_files_and_leaves_live_al
             site: site.clone(),
             deployment_id: broken,
             artifact: prepared.artifact,
+            framework: prepared.framework,
         },
     )
     .await
@@ -504,6 +510,7 @@ async fn publish_reports_a_missing_artifact_as_object_not_found() {
             site,
             deployment_id: id,
             artifact,
+            framework: None,
         },
     )
     .await

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
-use crate::build_plan::{decide, BuildDecision};
+use crate::build_plan::{decide, BuildDecision, Framework};
 use crate::model::{DeploymentStatus, ObjectLocation, RoutingFlags};
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{Bucket, DeploymentPatch};
@@ -32,7 +32,8 @@ pub struct PrepareOutput {
     /// What Publish reads.
     pub artifact: ArtifactRef,
     pub routing: RoutingFlags,
-    pub framework: Option<String>,
+    /// The detected framework; Publish uses it to recognise its hashed assets.
+    pub framework: Option<Framework>,
 }
 
 pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput, StepError> {
@@ -111,7 +112,7 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
                 root: None,
             },
             routing: resolve(plan.spa, plan.clean_urls),
-            framework: Some(format!("{:?}", plan.framework)),
+            framework: Some(plan.framework),
         },
     };
     let patch = DeploymentPatch {
@@ -131,7 +132,7 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
         site = %input.site,
         deployment_id = %input.deployment_id,
         needs_build = output.needs_build,
-        framework = output.framework.as_deref().unwrap_or("static"),
+        framework = output.framework.map_or("static", |f| f.as_str()),
         "prepared"
     );
     Ok(output)

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
-use crate::build_plan::CONFIG_FILE;
-use crate::media::{cache_control_for, content_type_for};
+use crate::build_plan::{Framework, CONFIG_FILE};
+use crate::media::{cache_control_for_build, content_type_for};
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{Bucket, DeploymentPatch, ObjectBody, ObjectMeta};
@@ -35,6 +35,9 @@ pub struct PublishInput {
     pub site: SiteName,
     pub deployment_id: DeploymentId,
     pub artifact: ArtifactRef,
+    /// The framework that built the artifact, when there was a build.
+    #[serde(default)]
+    pub framework: Option<Framework>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +82,7 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
     let prefix = deployment_prefix(&input.site, &input.deployment_id);
     let root = input.artifact.root.clone().unwrap_or_default();
     let built = deployment.built;
+    let framework = input.framework;
     let limits = p.config.zip_limits;
     let concurrency = p.config.publish_concurrency.max(1);
     let (queue, mut uploads) = mpsc::channel::<Upload>(concurrency * 2);
@@ -97,7 +101,7 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
             let key = format!("{prefix}{relative}");
             let meta = ObjectMeta {
                 content_type: content_type_for(relative),
-                cache_control: Some(cache_control_for(relative).to_owned()),
+                cache_control: Some(cache_control_for_build(relative, framework).to_owned()),
             };
             let stopped = || ZipError::Io(io::Error::new(io::ErrorKind::BrokenPipe, STOPPED));
             if entry.size <= INLINE_MAX {
