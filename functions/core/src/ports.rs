@@ -314,11 +314,18 @@ pub enum BuildError {
     Source(String),
     #[error("invalid buildspec: {0}")]
     Buildspec(String),
-    #[error("phase {phase} failed: command `{command}` exited with {status}")]
+    /// `status` reads like CodeBuild's: `exit status 1`.
+    #[error("phase {phase} failed: command `{command}` ended with {status}")]
     CommandFailed {
         phase: String,
         command: String,
         status: String,
+    },
+    #[error("the build timed out after {seconds}s in phase {phase}, running `{command}`")]
+    TimedOut {
+        phase: String,
+        command: String,
+        seconds: u64,
     },
     #[error("the build produced no output directory {0:?}")]
     NoOutput(String),
@@ -332,7 +339,7 @@ impl BuildError {
         match self {
             BuildError::Source(_) => "DOWNLOAD_SOURCE",
             BuildError::Buildspec(_) => "INSTALL",
-            BuildError::CommandFailed { phase, .. } => phase,
+            BuildError::CommandFailed { phase, .. } | BuildError::TimedOut { phase, .. } => phase,
             BuildError::NoOutput(_) => "UPLOAD_ARTIFACTS",
             BuildError::Unavailable(_) => "PROVISIONING",
         }

@@ -450,16 +450,16 @@ impl LocalBuilder {
 
         match outcome {
             Err(_) => {
-                let secs = self.timeout.as_secs_f64();
+                let seconds = self.timeout.as_secs();
                 log.line(format!(
-                    "[Container] Build timed out after {secs}s; its processes were stopped"
+                    "[Container] Build timed out after {seconds}s; its processes were stopped"
                 ))
                 .await;
                 let (phase, command) = tracker.position();
-                Err(BuildError::CommandFailed {
+                Err(BuildError::TimedOut {
                     phase,
                     command,
-                    status: format!("timed out after {secs}s"),
+                    seconds,
                 })
             }
             Ok(Err(e)) => Err(io_error("waiting for sh")(e)),
