@@ -115,6 +115,7 @@ impl Dev {
         let client = reqwest::blocking::Client::builder()
             .resolve(&host, self.edge_addr)
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
         let url = format!("http://{host}:{}{path}", self.edge_addr.port());
@@ -132,7 +133,10 @@ impl Dev {
         };
         let content_type = header("content-type");
         let cache_control = header("cache-control");
-        let body = response.text().unwrap_or_default();
+        let body = response
+            .bytes()
+            .unwrap_or_else(|e| panic!("GET {url}: reading the body: {e}"))
+            .to_vec();
         Fetched {
             status,
             content_type,
@@ -152,7 +156,7 @@ impl Dev {
         let start = Instant::now();
         loop {
             let fetched = self.get(site, path);
-            if fetched.body.contains(needle) || start.elapsed() > limit {
+            if fetched.text().contains(needle) || start.elapsed() > limit {
                 return fetched;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -191,7 +195,25 @@ pub struct Fetched {
     pub status: u16,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
-    pub body: String,
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Deterministic, incompressible bytes (xorshift64), for files zip bomb guards must not trip on.
+pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
 }
 
 pub fn describe(out: &Output) -> String {

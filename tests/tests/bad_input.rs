@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use serde_json::Value;
-use slipway_tests::{describe, site_dir, write_zip, Dev};
+use slipway_tests::{describe, noise, site_dir, write_zip, Dev};
 
 /// Small limits so bombs stay cheap to build: 4 MiB unzipped, 50 entries, ratio 20, 8 MiB uploads.
 const LIMITS: [&str; 8] = [
@@ -61,7 +61,7 @@ fn expect_failed(dev: &Dev, zip: &Path, name: &str, cause_contains: &str) {
 fn assert_live_untouched(dev: &Dev, live_id: &str) {
     let page = dev.get("docs", "/");
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("the good version"), "{}", page.body);
+    assert!(page.text().contains("the good version"), "{}", page.text());
     let listed = dev.slipway_json(&["deployments", "docs"]);
     let live: Vec<&Value> = listed
         .as_array()
@@ -156,15 +156,7 @@ fn hostile_archives_fail_the_deployment_with_a_reason() {
     expect_failed(&dev, &ratio, "SourceInvalid", "zip bomb");
 
     let big = dir.join("big.zip");
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..1024 * 1024)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect();
+    let noise = noise(1024 * 1024, 0x9e37_79b9_7f4a_7c15);
     let parts: Vec<String> = (0..5).map(|i| format!("part{i}.bin")).collect();
     let files: Vec<(&str, &[u8])> = parts
         .iter()
@@ -354,15 +346,7 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
         .unwrap()
         .len();
     let huge = temp.path().join("huge.zip");
-    let mut seed = 0x1234_5678_9abc_def1u64;
-    let noise: Vec<u8> = (0..9 * 1024 * 1024)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect();
+    let noise = noise(9 * 1024 * 1024, 0x1234_5678_9abc_def1);
     write_zip(&huge, &[("video.bin", &noise)]);
     let out = dev.slipway(&["deploy", huge.to_str().unwrap(), "--site", "docs", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));

@@ -26,7 +26,7 @@ fn deploy_serve_redeploy_and_roll_back() {
 
     let page = dev.get("docs", "/");
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("version one"));
+    assert!(page.text().contains("version one"));
     assert_eq!(
         page.content_type.as_deref(),
         Some("text/html; charset=utf-8")
@@ -41,9 +41,9 @@ fn deploy_serve_redeploy_and_roll_back() {
         Some("public, max-age=31536000, immutable")
     );
     assert!(asset.content_type.unwrap().contains("javascript"));
-    assert!(dev.get("docs", "/about/").body.contains("about one"));
+    assert!(dev.get("docs", "/about/").text().contains("about one"));
     assert!(
-        dev.get("docs", "/about").body.contains("about one"),
+        dev.get("docs", "/about").text().contains("about one"),
         "directory without a slash"
     );
     assert_eq!(dev.get("docs", "/missing.html").status, 404);
@@ -52,7 +52,7 @@ fn deploy_serve_redeploy_and_roll_back() {
     let v2 = site_dir(&[("index.html", "<h1>version two</h1>")]);
     let second = dev.slipway_json(&["deploy", v2.path().to_str().unwrap(), "--site", "docs"]);
     assert_eq!(second["status"], "live");
-    assert!(dev.get("docs", "/").body.contains("version two"));
+    assert!(dev.get("docs", "/").text().contains("version two"));
     // The old version's files are gone from the new version's routes.
     assert_eq!(dev.get("docs", "/about/").status, 404);
 
@@ -77,7 +77,7 @@ fn deploy_serve_redeploy_and_roll_back() {
     assert_eq!(rolled["deployment_id"], first["deployment_id"]);
     assert_eq!(rolled["status"], "live");
     assert!(
-        dev.get("docs", "/").body.contains("version one"),
+        dev.get("docs", "/").text().contains("version one"),
         "rollback is visible on the next request"
     );
 
@@ -88,7 +88,7 @@ fn deploy_serve_redeploy_and_roll_back() {
         second["deployment_id"].as_str().unwrap(),
     ]);
     assert_eq!(forward["deployment_id"], second["deployment_id"]);
-    assert!(dev.get("docs", "/").body.contains("version two"));
+    assert!(dev.get("docs", "/").text().contains("version two"));
 }
 
 #[test]
@@ -109,7 +109,11 @@ fn builds_run_the_buildspec_and_failures_keep_their_log() {
     assert_eq!(out["status"], "live", "{out}");
     let id = out["deployment_id"].as_str().unwrap();
     let page = dev.get("built", "/");
-    assert!(page.body.contains(&format!("built {id}")), "{}", page.body);
+    assert!(
+        page.text().contains(&format!("built {id}")),
+        "{}",
+        page.text()
+    );
     let logs = dev.slipway_json(&["logs", id]);
     let lines: Vec<&str> = logs["lines"]
         .as_array()
@@ -157,7 +161,9 @@ fn builds_run_the_buildspec_and_failures_keep_their_log() {
         .iter()
         .any(|l| l["line"].as_str().unwrap().contains("about to fail")));
     assert!(
-        dev.get("built", "/").body.contains(&format!("built {id}")),
+        dev.get("built", "/")
+            .text()
+            .contains(&format!("built {id}")),
         "the live version is untouched"
     );
 
@@ -177,7 +183,10 @@ fn builds_run_the_buildspec_and_failures_keep_their_log() {
         "{}",
         describe(&failed)
     );
-    assert!(dev.get("built", "/").body.contains(&format!("built {id}")));
+    assert!(dev
+        .get("built", "/")
+        .text()
+        .contains(&format!("built {id}")));
 }
 
 #[test]

@@ -17,56 +17,6 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "public, max-age=0, must-revalidate";
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// A response with its body as bytes, so binary files compare exactly.
-struct Raw {
-    status: u16,
-    content_type: Option<String>,
-    cache_control: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Raw {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// GET `path` on `site` through the edge, keeping the body's bytes.
-fn fetch(dev: &Dev, site: &str, path: &str) -> Raw {
-    let host = format!("{site}.localhost");
-    let client = reqwest::blocking::Client::builder()
-        .resolve(&host, dev.edge_addr)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(LIMIT)
-        .build()
-        .unwrap();
-    let url = format!("http://{host}:{}{path}", dev.edge_addr.port());
-    let response = client
-        .get(&url)
-        .send()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let content_type = header("content-type");
-    let cache_control = header("cache-control");
-    let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .unwrap_or_else(|e| panic!("GET {url}: reading the body: {e}"))
-        .to_vec();
-    Raw {
-        status,
-        content_type,
-        cache_control,
-        body,
-    }
-}
-
 /// Runs a command to completion, failing the test with its output unless it succeeds.
 fn run(command: &mut Command) {
     let shown = format!("{command:?}");
@@ -245,7 +195,7 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
     assert_eq!(reachable.len(), files.len() - 2, "{files:?}");
     for file in reachable {
         let on_disk = std::fs::read(package.join(file)).unwrap();
-        let served = fetch(&dev, "swagger", &format!("/{file}"));
+        let served = dev.get("swagger", &format!("/{file}"));
         assert_eq!(served.status, 200, "/{file}");
         assert!(
             served.body == on_disk,
@@ -264,7 +214,7 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
     }
 
     let index = std::fs::read(package.join("index.html")).unwrap();
-    let root = fetch(&dev, "swagger", "/");
+    let root = dev.get("swagger", "/");
     assert_eq!(root.status, 200);
     assert!(root.body == index, "/ serves index.html: {}", root.text());
     assert_eq!(
@@ -285,11 +235,11 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
     );
     for reference in &references {
         let path = format!("/{}", reference.trim_start_matches("./"));
-        assert_eq!(fetch(&dev, "swagger", &path).status, 200, "{reference}");
+        assert_eq!(dev.get("swagger", &path).status, 200, "{reference}");
     }
 
     for missing in ["/nope.js", "/swagger-ui.css.gz", "/docs/", "/no/such/page"] {
-        let served = fetch(&dev, "swagger", missing);
+        let served = dev.get("swagger", missing);
         assert_eq!(served.status, 404, "{missing}: {}", served.text());
         assert!(
             served.body != index,
@@ -333,9 +283,9 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
         dev.slipway_json(&["sites", "show", "swagger"])["spa"],
         false
     );
-    let still = fetch(&dev, "swagger", "/");
+    let still = dev.get("swagger", "/");
     assert!(still.body == index, "the live version is untouched");
-    let bundle = fetch(&dev, "swagger", "/swagger-ui-bundle.js");
+    let bundle = dev.get("swagger", "/swagger-ui-bundle.js");
     assert_eq!(bundle.status, 200);
     assert_eq!(
         bundle.body.len() as u64,
@@ -390,7 +340,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
     assert_eq!(record["built"], true, "{record}");
     assert_eq!(record["spa"], true, "Vite was detected: {record}");
 
-    let root = fetch(dev, "spa", "/");
+    let root = dev.get("spa", "/");
     assert_eq!(root.status, 200);
     assert_eq!(
         root.content_type.as_deref(),
@@ -417,7 +367,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
         assets.iter().any(|a| a.ends_with(".css")),
         "no bundled CSS in {html}"
     );
-    let bundle = fetch(dev, "spa", &script);
+    let bundle = dev.get("spa", &script);
     assert_eq!(bundle.status, 200, "{script}");
     assert_eq!(
         bundle.content_type.as_deref(),
@@ -428,7 +378,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
     assert!(code.contains("pushState"), "{script} has the router");
 
     for deep_link in ["/users/42", "/settings", "/settings?tab=profile"] {
-        let page = fetch(dev, "spa", deep_link);
+        let page = dev.get("spa", deep_link);
         assert_eq!(page.status, 200, "{deep_link}");
         assert!(
             page.body == root.body,
@@ -438,7 +388,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
         assert_eq!(page.cache_control.as_deref(), Some(REVALIDATE));
     }
 
-    let icon = fetch(dev, "spa", "/favicon.svg");
+    let icon = dev.get("spa", "/favicon.svg");
     assert_eq!(icon.status, 200);
     assert_eq!(
         icon.content_type.as_deref(),
@@ -450,7 +400,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
         "public/ files keep their names"
     );
     for missing in ["/assets/nope.js", "/assets/index-AbCd1234.css", "/nope.png"] {
-        let served = fetch(dev, "spa", missing);
+        let served = dev.get("spa", missing);
         assert_eq!(served.status, 404, "{missing}");
         assert!(
             served.body != root.body,
@@ -486,7 +436,7 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     let one = deploy_spa(&dev, "release one");
     // Vite names bundles `{name}-{hash}.{ext}`, so browsers may keep them forever.
     for asset in &one.assets {
-        let served = fetch(&dev, "spa", asset);
+        let served = dev.get("spa", asset);
         assert_eq!(served.status, 200, "{asset}");
         assert_eq!(served.cache_control.as_deref(), Some(IMMUTABLE), "{asset}");
     }
@@ -506,7 +456,7 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     let two = deploy_spa(&dev, "release two");
     assert_ne!(two.script, one.script, "new code, new bundle name");
     assert!(two.index != one.index);
-    let old = fetch(&dev, "spa", &one.script);
+    let old = dev.get("spa", &one.script);
     assert_eq!(
         old.status, 404,
         "version one's bundle is not part of version two"
@@ -517,11 +467,11 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     // Version two's hashes have no digit (`index-FYUYwCTc.js`): recognised through the
     // detected framework, not the name alone.
     for asset in &two.assets {
-        let served = fetch(&dev, "spa", asset);
+        let served = dev.get("spa", asset);
         assert_eq!(served.cache_control.as_deref(), Some(IMMUTABLE), "{asset}");
     }
     for deep_link in ["/users/42/", "/settings/"] {
-        let served = fetch(&dev, "spa", deep_link);
+        let served = dev.get("spa", deep_link);
         assert_eq!(served.status, 200, "{deep_link}");
         assert!(
             served.body == two.index,
@@ -535,19 +485,19 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     let root = dev.wait_for_content("spa", "/", &one.script, LIMIT);
     assert_eq!(root.status, 200);
     assert!(
-        root.body.as_bytes() == one.index.as_slice(),
+        root.body == one.index,
         "version one's index.html is served again: {}",
-        root.body
+        root.text()
     );
     for asset in &one.assets {
-        let served = fetch(&dev, "spa", asset);
+        let served = dev.get("spa", asset);
         assert_eq!(served.status, 200, "{asset} after rollback");
         assert_eq!(served.cache_control.as_deref(), Some(IMMUTABLE), "{asset}");
     }
-    let code = fetch(&dev, "spa", &one.script).text();
+    let code = dev.get("spa", &one.script).text();
     assert!(code.contains("release one") && !code.contains("release two"));
-    assert_eq!(fetch(&dev, "spa", &two.script).status, 404);
-    let deep = fetch(&dev, "spa", "/users/7");
+    assert_eq!(dev.get("spa", &two.script).status, 404);
+    let deep = dev.get("spa", "/users/7");
     assert!(
         deep.body == one.index,
         "the rolled-back version keeps SPA routing"

@@ -19,7 +19,6 @@ use crate::model::{
 use crate::names::{DeploymentId, NameError, SiteName};
 use crate::ports::{Bucket, StateError, UploadTargets};
 use crate::steps::{Pipeline, StepError};
-use crate::trigger::new_deployment;
 
 /// JSON bodies above this size are refused with 413.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -379,7 +378,7 @@ impl ControlPlane {
                 e.to_string(),
             )
         })?;
-        let deployment = new_deployment(
+        let deployment = Deployment::queued(
             id,
             site.clone(),
             source,

@@ -132,6 +132,34 @@ pub struct Deployment {
 
 pub const PRODUCTION_TARGET: &str = "production";
 
+impl Deployment {
+    /// A new production deployment that waits for the pipeline.
+    pub fn queued(
+        id: DeploymentId,
+        site: SiteName,
+        source: ObjectLocation,
+        prebuilt: bool,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            site,
+            status: DeploymentStatus::Queued,
+            target: PRODUCTION_TARGET.to_owned(),
+            source,
+            prebuilt,
+            built: false,
+            routing: RoutingFlags::default(),
+            created_at: now,
+            updated_at: now,
+            activated_at: None,
+            error: None,
+            file_count: None,
+            bytes: None,
+        }
+    }
+}
+
 /// Where a rollback without an explicit target goes: the deployment that was live most
 /// recently before the current one. Prune never deletes it.
 pub fn rollback_candidate(deployments: &[Deployment]) -> Option<&Deployment> {

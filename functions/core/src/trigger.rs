@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, PRODUCTION_TARGET};
+use crate::model::{Deployment, DeploymentStatus, ObjectLocation};
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{
     Bucket, DeployRequest, StartOutcome, StateError, StateStore, WorkflowError, WorkflowStarter,
@@ -121,7 +121,7 @@ pub async fn on_source_object(
         },
         SourceKey::Drop { site } => {
             let id = drop_deployment_id(event);
-            let deployment = new_deployment(
+            let deployment = Deployment::queued(
                 id,
                 site,
                 ObjectLocation {
@@ -162,32 +162,6 @@ pub async fn on_source_object(
             execution_name,
         },
     })
-}
-
-/// A queued production deployment record.
-pub fn new_deployment(
-    id: DeploymentId,
-    site: SiteName,
-    source: ObjectLocation,
-    prebuilt: bool,
-    now: OffsetDateTime,
-) -> Deployment {
-    Deployment {
-        id,
-        site,
-        status: DeploymentStatus::Queued,
-        target: PRODUCTION_TARGET.to_owned(),
-        source,
-        prebuilt,
-        built: false,
-        routing: RoutingFlags::default(),
-        created_at: now,
-        updated_at: now,
-        activated_at: None,
-        error: None,
-        file_count: None,
-        bytes: None,
-    }
 }
 
 fn drop_deployment_id(event: &SourceEvent) -> DeploymentId {

@@ -599,7 +599,7 @@ impl KeyValueStore for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_core::model::{ObjectLocation, RoutingFlags, PRODUCTION_TARGET};
+    use slipway_core::model::{ObjectLocation, RoutingFlags};
     use slipway_core::ports::Bucket;
 
     fn site(name: &str) -> Site {
@@ -613,27 +613,18 @@ mod tests {
     }
 
     fn deployment(site: &str) -> Deployment {
-        let now = OffsetDateTime::now_utc();
         let id = DeploymentId::generate();
-        Deployment {
+        let source = ObjectLocation {
+            bucket: Bucket::Source,
+            key: format!("uploads/{site}/{id}.zip"),
+        };
+        Deployment::queued(
             id,
-            site: SiteName::parse(site).unwrap(),
-            status: DeploymentStatus::Queued,
-            target: PRODUCTION_TARGET.into(),
-            source: ObjectLocation {
-                bucket: Bucket::Source,
-                key: format!("uploads/{site}/{id}.zip"),
-            },
-            prebuilt: false,
-            built: false,
-            routing: RoutingFlags::default(),
-            created_at: now,
-            updated_at: now,
-            activated_at: None,
-            error: None,
-            file_count: None,
-            bytes: None,
-        }
+            SiteName::parse(site).unwrap(),
+            source,
+            false,
+            OffsetDateTime::now_utc(),
+        )
     }
 
     async fn publish(store: &SqliteState, d: &Deployment) {

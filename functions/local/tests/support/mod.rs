@@ -6,11 +6,10 @@ use std::io::{Cursor, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use slipway_core::model::ObjectLocation;
+use slipway_core::model::{Deployment, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
 use slipway_core::steps::{Pipeline, PipelineConfig};
-use slipway_core::trigger::new_deployment;
 use slipway_core::zipsafe::ZipLimits;
 use slipway_local::dev::local_buckets;
 use slipway_local::objects::FsObjectStore;
@@ -96,7 +95,7 @@ impl Harness {
             )
             .await
             .unwrap();
-        let deployment = new_deployment(
+        let deployment = Deployment::queued(
             id,
             site.clone(),
             source,
