@@ -206,3 +206,47 @@ fn state_survives_a_restart() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(dev.slipway_json(&["sites", "show", "keep"])["spa"], true);
 }
+
+#[test]
+fn one_state_directory_serves_one_dev_server_and_abandoned_uploads_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let dev = Dev::start_in(&state, &[]);
+    dev.slipway_json(&["sites", "create", "docs"]);
+    // A deployment whose upload never comes (the client died after creating it).
+    let created: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/sites/docs/deployments", dev.api_url))
+        .body("{}")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let abandoned = created["deployment"]["id"].as_str().unwrap().to_owned();
+
+    let second = std::process::Command::new(slipway_tests::slipway_bin())
+        .args(["dev", "--state-dir"])
+        .arg(&state)
+        .args(["--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "{}", describe(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr)
+            .contains("another slipway dev is using the state directory"),
+        "{}",
+        describe(&second)
+    );
+    dev.stop();
+
+    let dev = Dev::start_in(&state, &[]);
+    let listed = dev.slipway_json(&["deployments", "docs"]);
+    let record = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == abandoned.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(record["error"]["name"], "UploadExpired", "{record}");
+}

@@ -16,6 +16,7 @@ use http::{HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use slipway_core::api::{json_response, ApiConfig, ApiError, ControlPlane, MAX_JSON_BODY};
 use slipway_core::api_types::UploadTarget;
+use slipway_core::housekeeping::{expire_abandoned_uploads, UPLOAD_WINDOW};
 use slipway_core::model::{DeploymentStatus, ObjectLocation};
 use slipway_core::ports::{
     Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
@@ -84,6 +85,10 @@ pub enum DevError {
     Workflow(#[from] WorkflowSetupError),
     #[error("cannot resume: {0}")]
     Resume(#[from] slipway_core::ports::StateError),
+    #[error("cannot expire abandoned uploads: {0}")]
+    Housekeeping(#[source] slipway_core::steps::StepError),
+    #[error("another slipway dev is using the state directory {path}; stop it or pass a different --state-dir")]
+    StateDirBusy { path: String },
 }
 
 /// The local bucket names: what CodeBuild overrides and execution inputs say.
@@ -100,6 +105,26 @@ pub struct DevServer {
     edge_url: String,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held for the server's life: the state directory's exclusive lock.
+    _lock: std::fs::File,
+}
+
+/// How often abandoned uploads are looked for.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn housekeeping(pipeline: Pipeline, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = OffsetDateTime::now_utc();
+                if let Err(e) = expire_abandoned_uploads(&pipeline, UPLOAD_WINDOW, now).await {
+                    tracing::warn!(error = %e, "housekeeping failed; will retry");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 struct LocalUploads {
@@ -150,6 +175,17 @@ impl DevServer {
             source,
         };
         std::fs::create_dir_all(state_dir).map_err(dir_error)?;
+        // Two processes on one state directory would fail each other's in-flight deploys.
+        let lock = std::fs::File::create(state_dir.join("lock")).map_err(dir_error)?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => DevError::StateDirBusy {
+                path: state_dir.display().to_string(),
+            },
+            std::fs::TryLockError::Error(source) => DevError::StateDir {
+                path: state_dir.display().to_string(),
+                source,
+            },
+        })?;
         let state = SqliteState::open(&state_dir.join("state.db"))?;
         let objects = Arc::new(FsObjectStore::new(state_dir.join("objects")).map_err(dir_error)?);
         let scratch = state_dir.join("builds");
@@ -204,6 +240,10 @@ impl DevServer {
                 "marked deployments cut off by the last shutdown as failed"
             );
         }
+        // Uploads go through this process, so any still awaited from the last run never come.
+        expire_abandoned_uploads(&pipeline, time::Duration::ZERO, OffsetDateTime::now_utc())
+            .await
+            .map_err(DevError::Housekeeping)?;
         let uploads = Arc::new(LocalUploads {
             api_url: api_url.clone(),
             max_bytes: config.limits.max_upload_bytes,
@@ -234,6 +274,7 @@ impl DevServer {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
+        let housekeeping_task = tokio::spawn(housekeeping(pipeline.clone(), shutdown_rx.clone()));
         let edge_shutdown = wait_for(shutdown_rx);
         let edge_task = tokio::spawn(async move {
             if let Err(e) = crate::edge::serve_edge(
@@ -252,7 +293,8 @@ impl DevServer {
             api_url,
             edge_url,
             shutdown,
-            tasks: vec![api_task, edge_task],
+            tasks: vec![api_task, edge_task, housekeeping_task],
+            _lock: lock,
         })
     }
 

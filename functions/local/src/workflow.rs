@@ -121,6 +121,7 @@ impl LocalWorkflow {
             ),
             state_machine_name: STATE_MACHINE.to_owned(),
         };
+        let input_copy = input.clone();
         let result =
             slipway_asl::execute(&inner.machine, meta, input, &inner.tasks, &NoopObserver).await;
         let (status, error) = match &result {
@@ -131,6 +132,16 @@ impl LocalWorkflow {
             ),
         };
         tracing::info!(execution = %name, status, "execution finished");
+        // MarkFailed normally ran already; a failure nothing may catch (States.Runtime, or
+        // MarkFailed itself giving up) must still not leave the deployment in flight.
+        if let (Err(failure), Ok(request)) =
+            (&result, serde_json::from_value::<DeployRequest>(input_copy))
+        {
+            inner
+                .tasks
+                .fail_in_flight(request, &failure.error, &failure.cause)
+                .await;
+        }
         if let Err(e) = inner
             .executions
             .finish_execution(&name, status, error)
@@ -146,17 +157,12 @@ impl LocalWorkflow {
         let running = self.inner.executions.running_executions().await?;
         for execution in &running {
             if let Ok(request) = serde_json::from_str::<DeployRequest>(&execution.input) {
-                let input = MarkFailedInput {
-                    site: request.site,
-                    deployment_id: request.deployment_id,
-                    error: CaughtError {
-                        error: "Interrupted".into(),
-                        cause: "slipway dev stopped while this deployment was in flight; deploy it again".into(),
-                    },
-                };
-                if let Err(e) = steps::mark_failed(&self.inner.tasks.pipeline, input).await {
-                    tracing::error!(execution = %execution.name, error = %e, "cannot mark an interrupted deployment failed");
-                }
+                let cause =
+                    "slipway dev stopped while this deployment was in flight; deploy it again";
+                self.inner
+                    .tasks
+                    .fail_in_flight(request, "Interrupted", cause)
+                    .await;
             }
             let error = Some(("Interrupted".to_owned(), "the process stopped".to_owned()));
             self.inner
@@ -217,6 +223,21 @@ where
 }
 
 impl LocalTasks {
+    /// Records a failure on a deployment still in flight (MarkFailed leaves finished ones be).
+    async fn fail_in_flight(&self, request: DeployRequest, error: &str, cause: &str) {
+        let input = MarkFailedInput {
+            site: request.site,
+            deployment_id: request.deployment_id,
+            error: CaughtError {
+                error: error.to_owned(),
+                cause: cause.to_owned(),
+            },
+        };
+        if let Err(e) = steps::mark_failed(&self.pipeline, input).await {
+            tracing::error!(deployment_id = %request.deployment_id, error = %e, "cannot mark the deployment failed");
+        }
+    }
+
     async fn start_build_sync(&self, parameters: Value) -> Result<Value, TaskFailure> {
         let request = self
             .build_request(&parameters)
