@@ -76,7 +76,7 @@ impl From<StateError> for ApiError {
             StateError::DeploymentNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "deployment_not_found", e.to_string())
             }
-            StateError::InvalidTransition { .. } => {
+            StateError::InvalidTransition { .. } | StateError::InUse { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             StateError::Unavailable(_) => {

@@ -108,11 +108,14 @@ fn hashed_by(framework: Framework, path: &str) -> bool {
             let name = file_name(path);
             let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
             let bytes = stem.as_bytes();
+            let hash = &bytes[bytes.len().saturating_sub(8)..];
+            // A word such as `settings` is all lower case; a base64url hash almost never is.
             bytes.len() > 9
                 && bytes[bytes.len() - 9] == b'-'
-                && bytes[bytes.len() - 8..]
+                && hash
                     .iter()
                     .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+                && hash.iter().any(|b| !b.is_ascii_lowercase())
         }
         Framework::CreateReactApp => path.starts_with("static/"),
         Framework::Vue => path.starts_with("js/") || path.starts_with("css/"),
@@ -220,6 +223,10 @@ mod tests {
         );
         // Copied from public/: keeps its name, so it revalidates.
         assert_eq!(cache_control_for_build("assets/logo.png", vite), REVALIDATE);
+        assert_eq!(
+            cache_control_for_build("assets/icon-settings.svg", vite),
+            REVALIDATE
+        );
         assert_eq!(cache_control_for_build("favicon.svg", vite), REVALIDATE);
         assert_eq!(cache_control_for_build("index.html", vite), REVALIDATE);
         assert_eq!(

@@ -139,6 +139,11 @@ pub enum StateError {
         from: DeploymentStatus,
         to: DeploymentStatus,
     },
+    #[error("deployment {id} is {status} or routed to, so it cannot be deleted")]
+    InUse {
+        id: DeploymentId,
+        status: DeploymentStatus,
+    },
     #[error("state store unavailable: {0}")]
     Unavailable(#[source] BoxError),
 }
@@ -216,6 +221,8 @@ pub trait StateStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Deployment, StateError>;
 
+    /// Deletes a finished deployment's record, unless it is live or routed to (a
+    /// conditional delete: a rollback racing Prune keeps its target).
     async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId)
         -> Result<(), StateError>;
 

@@ -479,8 +479,20 @@ impl StateStore for SqliteState {
     ) -> Result<(), StateError> {
         let (site, id) = (site.clone(), *id);
         self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
-            load_site_deployment(&tx, &site, &id)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let deployment = load_site_deployment(&tx, &site, &id)?;
+            let routed = load_site(&tx, &site)?.live_deployment == Some(id);
+            if routed
+                || !deployment.status.is_terminal()
+                || deployment.status == DeploymentStatus::Live
+            {
+                return Err(StateError::InUse {
+                    id,
+                    status: deployment.status,
+                });
+            }
             tx.execute(
                 "DELETE FROM deployment_logs WHERE deployment_id = ?1",
                 [id.to_string()],
@@ -757,6 +769,29 @@ mod tests {
             store.get_site(&newer.site).await.unwrap().live_deployment,
             Some(newer.id)
         );
+    }
+
+    #[tokio::test]
+    async fn live_and_in_flight_deployments_cannot_be_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let live = deployment("docs");
+        let queued = deployment("docs");
+        store.create_deployment(&live).await.unwrap();
+        store.create_deployment(&queued).await.unwrap();
+        publish(&store, &live).await;
+        store
+            .activate(&live.site, &live.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        for d in [&live, &queued] {
+            assert!(matches!(
+                store.delete_deployment(&d.site, &d.id).await,
+                Err(StateError::InUse { .. })
+            ));
+            assert!(store.get_deployment(&d.site, &d.id).await.is_ok());
+        }
     }
 
     #[tokio::test]

@@ -517,3 +517,49 @@ async fn publish_reports_a_missing_artifact_as_object_not_found() {
     .unwrap_err();
     assert_eq!(err.name(), "ObjectNotFound");
 }
+
+#[tokio::test]
+async fn clean_urls_publish_an_alias_for_folder_pages_without_replacing_real_files() {
+    let h = harness();
+    let site = h.create_site("docs", 10).await;
+    let files: &[(&str, &[u8])] = &[
+        ("slipway.toml", b"clean_urls = true\n"),
+        ("index.html", INDEX),
+        ("guide/index.html", b"guide folder page"),
+        ("about.html", b"about file"),
+        ("about/index.html", b"about folder page"),
+    ];
+    let id = h.upload(&site, zip_of(files), true).await;
+    let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, true))
+        .await
+        .unwrap();
+    steps::publish(
+        &h.pipeline,
+        PublishInput {
+            site,
+            deployment_id: id,
+            artifact: prepared.artifact,
+            framework: prepared.framework,
+        },
+    )
+    .await
+    .unwrap();
+    let read = |path: &str| {
+        let objects = h.objects.clone();
+        let key = format!("docs/{id}/{path}");
+        async move {
+            let bytes = objects
+                .get_range(Bucket::Hosting, &key, 0..1024)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    assert_eq!(read("guide.html").await, "guide folder page");
+    assert_eq!(
+        read("about.html").await,
+        "about file",
+        "a real file wins over the alias"
+    );
+    assert_eq!(read("about/index.html").await, "about folder page");
+}

@@ -117,7 +117,9 @@ impl StepError {
             StepError::State(StateError::SiteNotFound(_)) => "SiteNotFound",
             StepError::State(StateError::DeploymentNotFound(_)) => "DeploymentNotFound",
             StepError::State(StateError::InvalidTransition { .. }) => "InvalidTransition",
-            StepError::State(StateError::SiteExists(_)) => "InvalidTransition",
+            StepError::State(StateError::SiteExists(_) | StateError::InUse { .. }) => {
+                "InvalidTransition"
+            }
             StepError::Objects(ObjectStoreError::NotFound { .. }) => "ObjectNotFound",
             StepError::Objects(ObjectStoreError::InvalidKey(_)) => "ArtifactInvalid",
             StepError::State(StateError::Unavailable(_))

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Pipeline, StepError};
 use crate::model::{rollback_candidate, Deployment, DeploymentStatus};
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::Bucket;
+use crate::ports::{Bucket, StateError};
 use crate::routing::deployment_prefix;
 
 use super::prepare::artifact_path;
@@ -45,10 +45,18 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
         requests: 0,
     };
     for deployment in prunable(&deployments, site.retain) {
-        let (objects, requests) = delete_files(p, deployment).await?;
-        p.state
+        // The record goes first, conditionally: once it is gone nothing can route to the
+        // files, and if a rollback made it live meanwhile, it and its files stay.
+        match p
+            .state
             .delete_deployment(&deployment.site, &deployment.id)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            Err(StateError::InUse { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let (objects, requests) = delete_files(p, deployment).await?;
         output.deleted.push(deployment.id);
         output.objects_deleted += objects;
         output.requests += requests;

@@ -24,10 +24,20 @@ use crate::zipsafe::{open_archive, read_entry, stream_entry, ZipError};
 /// Files up to this size travel whole; larger ones stream in chunks of this size.
 const INLINE_MAX: u64 = 4 * 1024 * 1024;
 const STREAM_CHUNK: usize = 1024 * 1024;
-const STOPPED: &str = "publishing stopped after a failed write";
+/// Why the reader stopped early: a write failed and the queue was dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing stopped after a failed write")]
+struct PublishStopped;
 
 fn is_stop(e: &ZipError) -> bool {
-    matches!(e, ZipError::Io(io) if io.kind() == io::ErrorKind::BrokenPipe && io.to_string() == STOPPED)
+    matches!(e, ZipError::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<PublishStopped>()))
+}
+
+/// With clean URLs the router serves `/guide` from `guide.html`; a build that wrote only
+/// `guide/index.html` gets that copy too, so both layouts work.
+fn clean_url_alias(relative: &str) -> Option<String> {
+    let folder = relative.strip_suffix("/index.html")?;
+    (!folder.is_empty()).then(|| format!("{folder}.html"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +93,7 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
     let root = input.artifact.root.clone().unwrap_or_default();
     let built = deployment.built;
     let framework = input.framework;
+    let clean_urls = deployment.routing.clean_urls;
     let limits = p.config.zip_limits;
     let concurrency = p.config.publish_concurrency.max(1);
     let (queue, mut uploads) = mpsc::channel::<Upload>(concurrency * 2);
@@ -103,9 +114,22 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
                 content_type: content_type_for(relative),
                 cache_control: Some(cache_control_for_build(relative, framework).to_owned()),
             };
-            let stopped = || ZipError::Io(io::Error::new(io::ErrorKind::BrokenPipe, STOPPED));
+            let stopped = || ZipError::Io(io::Error::other(PublishStopped));
             if entry.size <= INLINE_MAX {
-                let body = ObjectBody::Bytes(Bytes::from(read_entry(&mut archive, entry)?));
+                let bytes = Bytes::from(read_entry(&mut archive, entry)?);
+                let alias = clean_urls
+                    .then(|| clean_url_alias(relative))
+                    .flatten()
+                    .filter(|alias| !manifest.contains(&format!("{root}{alias}")));
+                if let Some(alias) = alias {
+                    let body = ObjectBody::Bytes(bytes.clone());
+                    let key = format!("{prefix}{alias}");
+                    let meta = meta.clone();
+                    queue
+                        .blocking_send(Upload { key, meta, body })
+                        .map_err(|_| stopped())?;
+                }
+                let body = ObjectBody::Bytes(bytes);
                 queue
                     .blocking_send(Upload { key, meta, body })
                     .map_err(|_| stopped())?;
