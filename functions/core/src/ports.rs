@@ -318,10 +318,11 @@ pub struct BuildReport {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("the source could not be unpacked: {0}")]
-    Source(String),
+    Source(#[source] crate::zipsafe::ZipError),
+    #[error("the source {key:?} is not in the {} bucket", bucket.as_str())]
+    SourceMissing { bucket: Bucket, key: String },
     #[error("invalid buildspec: {0}")]
-    Buildspec(String),
-    /// `status` reads like CodeBuild's: `exit status 1`.
+    Buildspec(#[source] crate::build_plan::PlanError),
     #[error("phase {phase} failed: command `{command}` ended with {status}")]
     CommandFailed {
         phase: String,
@@ -344,7 +345,7 @@ impl BuildError {
     /// The CodeBuild phase the failure belongs to, as `BatchGetBuilds` reports it.
     pub fn phase(&self) -> &str {
         match self {
-            BuildError::Source(_) => "DOWNLOAD_SOURCE",
+            BuildError::Source(_) | BuildError::SourceMissing { .. } => "DOWNLOAD_SOURCE",
             BuildError::Buildspec(_) => "INSTALL",
             BuildError::CommandFailed { phase, .. } | BuildError::TimedOut { phase, .. } => phase,
             BuildError::NoOutput(_) => "UPLOAD_ARTIFACTS",

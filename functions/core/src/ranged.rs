@@ -52,9 +52,6 @@ impl RangedReader {
         })
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
 }
 
 impl Read for RangedReader {

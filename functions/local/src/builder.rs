@@ -234,8 +234,7 @@ impl LocalBuilder {
         build: &BuildIdentity,
         log: &LogSink,
     ) -> Result<BuildReport, BuildError> {
-        let spec = parse_buildspec(&request.buildspec)
-            .map_err(|e| BuildError::Buildspec(e.to_string()))?;
+        let spec = parse_buildspec(&request.buildspec).map_err(BuildError::Buildspec)?;
 
         log.line("[Container] Entering phase DOWNLOAD_SOURCE").await;
         let source = self.fetch_source(scratch, &request.source, log).await;
@@ -320,12 +319,9 @@ impl LocalBuilder {
             .get(location.bucket, &location.key)
             .await
             .map_err(|e| BuildError::Unavailable(Box::new(e)))?
-            .ok_or_else(|| {
-                BuildError::Source(format!(
-                    "no object {:?} in the {} bucket",
-                    location.key,
-                    location.bucket.as_str()
-                ))
+            .ok_or_else(|| BuildError::SourceMissing {
+                bucket: location.bucket,
+                key: location.key.clone(),
             })?;
         let zip_path = scratch.join("source.zip");
         write_body(&zip_path, body).await?;
@@ -534,7 +530,7 @@ impl LocalBuilder {
 /// A hostile or broken upload is the source's fault; a disk error is the builder's.
 fn source_error(e: zipsafe::ZipError) -> BuildError {
     if e.is_input_error() {
-        BuildError::Source(e.to_string())
+        BuildError::Source(e)
     } else {
         BuildError::Unavailable(Box::new(e))
     }

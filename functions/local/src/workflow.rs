@@ -69,6 +69,17 @@ pub fn is_local_resource(resource: &str) -> bool {
             .any(|(_, name)| function_arn(name) == resource)
 }
 
+/// StartBuild parameters the definition passed that the local builder cannot act on.
+#[derive(Debug, thiserror::Error)]
+enum BuildParametersError {
+    #[error("StartBuild parameter {0} is missing")]
+    Missing(&'static str),
+    #[error("SourceLocationOverride must be bucket/key, not {0:?}")]
+    SourceLocation(String),
+    #[error("no local bucket is named {0:?}")]
+    UnknownBucket(String),
+}
+
 #[derive(Clone)]
 pub struct LocalWorkflow {
     inner: Arc<Inner>,
@@ -239,12 +250,10 @@ impl LocalTasks {
     }
 
     async fn start_build_sync(&self, parameters: Value) -> Result<Value, TaskFailure> {
-        let request = self
-            .build_request(&parameters)
-            .map_err(|cause| TaskFailure {
-                error: "States.Runtime".into(),
-                cause,
-            })?;
+        let request = self.build_request(&parameters).map_err(|e| TaskFailure {
+            error: "States.Runtime".into(),
+            cause: e.to_string(),
+        })?;
         match self.builder.run(request).await {
             Ok(report) => Ok(json!({
                 "Build": {
@@ -263,23 +272,25 @@ impl LocalTasks {
     }
 
     /// Reads StartBuild's override parameters back into a build request.
-    fn build_request(&self, parameters: &Value) -> Result<BuildRequest, String> {
+    fn build_request(&self, parameters: &Value) -> Result<BuildRequest, BuildParametersError> {
         let buckets = &self.pipeline.config.buckets;
-        let text = |pointer: &str| {
+        let text = |pointer: &'static str| {
             parameters
                 .pointer(pointer)
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("StartBuild parameter {pointer} is missing"))
+                .ok_or(BuildParametersError::Missing(pointer))
         };
-        let (source_bucket, source_key) = text("/SourceLocationOverride")?
+        let location = text("/SourceLocationOverride")?;
+        let (source_bucket, source_key) = location
             .split_once('/')
-            .ok_or("SourceLocationOverride must be bucket/key")?;
-        let source_bucket = buckets
-            .bucket_named(source_bucket)
-            .ok_or_else(|| format!("unknown bucket {source_bucket}"))?;
-        let artifact_bucket = buckets
-            .bucket_named(text("/ArtifactsOverride/Location")?)
-            .ok_or("unknown artifacts bucket")?;
+            .ok_or_else(|| BuildParametersError::SourceLocation(location.to_owned()))?;
+        let bucket = |name: &str| {
+            buckets
+                .bucket_named(name)
+                .ok_or_else(|| BuildParametersError::UnknownBucket(name.to_owned()))
+        };
+        let source_bucket = bucket(source_bucket)?;
+        let artifact_bucket = bucket(text("/ArtifactsOverride/Location")?)?;
         let artifact_key = format!(
             "{}/{}",
             text("/ArtifactsOverride/Path")?,
@@ -313,13 +324,22 @@ impl LocalTasks {
 }
 
 fn failed_build_document(error: &BuildError) -> Value {
+    // CodeBuild's own wording for a failed command, so both builders read the same.
+    let message = match error {
+        BuildError::CommandFailed {
+            command, status, ..
+        } => {
+            format!("Error while executing command: {command}. Reason: {status}")
+        }
+        other => other.to_string(),
+    };
     json!({
         "BuildStatus": "FAILED",
         "ProjectName": BUILD_PROJECT,
         "Phases": [{
             "PhaseType": error.phase(),
             "PhaseStatus": "FAILED",
-            "Contexts": [{ "StatusCode": "COMMAND_EXECUTION_ERROR", "Message": error.to_string() }]
+            "Contexts": [{ "StatusCode": "COMMAND_EXECUTION_ERROR", "Message": message }]
         }]
     })
 }

@@ -15,16 +15,23 @@ fn definition() -> Value {
     serde_json::from_str(DEPLOY_SITE_ASL).unwrap()
 }
 
-/// Names Step Functions itself raises, and the AWS service errors of integrated tasks.
+/// Names Step Functions itself raises, and the AWS service errors of the integrated tasks
+/// (`Service.ExceptionClass`, as the Step Functions docs name them).
 fn is_aws_error(name: &str) -> bool {
-    const STATES: [&str; 5] = [
+    const KNOWN: [&str; 11] = [
         "States.ALL",
         "States.TaskFailed",
         "States.Timeout",
         "States.Permissions",
-        "States.DataLimitExceeded",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+        "CodeBuild.AWSCodeBuildException",
+        "CodeBuild.AccountLimitExceededException",
+        "CodeBuild.ResourceNotFoundException",
     ];
-    STATES.contains(&name) || name.starts_with("Lambda.") || name.starts_with("CodeBuild.")
+    KNOWN.contains(&name)
 }
 
 #[test]
