@@ -1,17 +1,26 @@
 //! Turns a directory into the zip that `deploy` uploads.
 //!
 //! What goes in:
-//! - A source deploy (the pipeline builds it) honours `.gitignore` files, nested ones and
-//!   those of parent directories, even outside a git repository, plus `.ignore` files and
-//!   `.git/info/exclude`. The user's global git excludes are not read, so the same tree
-//!   uploads the same files on every machine. `node_modules/` is always left out: the build
-//!   installs dependencies itself.
-//! - A prebuilt deploy is output to publish as it is. Build output is usually gitignored
-//!   itself (and so are files in it, such as `*.map` or generated bundles), so ignore files
-//!   are not applied: what is in the directory is what gets served.
-//! - Either way `.git/`, slipway's own state directory `.slipway/` and `.DS_Store` files are
-//!   skipped, and symbolic links are skipped with a warning (following them could ship files
-//!   from outside the directory). Other dotfiles (`.well-known/`, `.npmrc`) are kept.
+//! - Never, in either mode: `.git/`, slipway's own state directory `.slipway/`, `.DS_Store`,
+//!   machine-local env files `.env.local` and `.env.*.local` (secrets, wherever they are), the
+//!   ignore files `.gitignore` and `.slipwayignore` themselves, and symbolic links (skipped
+//!   with a warning: following them could ship files from outside the directory). Other
+//!   dotfiles (`.well-known/`, `.npmrc`) are kept.
+//! - A prebuilt deploy also never carries `.env` or `.env.*`: published output has no use for
+//!   them and would serve them to anyone. A source deploy keeps committed build-time files
+//!   such as `.env.production` (Vite and Next read them while building), as Vercel does;
+//!   its `.gitignore` keeps the secret ones out.
+//! - `.slipwayignore` files (gitignore syntax, like `.vercelignore`) in the directory and
+//!   below, in both modes. They take precedence over `.gitignore`, so a `!pattern` there
+//!   brings back a gitignored file.
+//! - A source deploy (the pipeline builds it) also honours `.gitignore` files, nested ones
+//!   and those of parent directories, even outside a git repository, plus `.ignore` files and
+//!   `.git/info/exclude`. Since parents are read, a parent's `.slipwayignore` applies too.
+//!   The user's global git excludes are not read, so the same tree uploads the same files on
+//!   every machine. `node_modules/` is left out: the build installs dependencies itself.
+//! - A prebuilt deploy is output to publish as it is. It honours the `.gitignore` files
+//!   inside the directory, but not those of its parents: a repository's `.gitignore` usually
+//!   lists the build output directory itself (`dist/`), which would empty the deploy.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -21,10 +30,22 @@ use ignore::WalkBuilder;
 use slipway_core::zipsafe::{write_zip, EntryPath, ZipError};
 use tempfile::NamedTempFile;
 
-/// Names skipped wherever they appear.
-const ALWAYS_SKIPPED: [&str; 3] = [".git", ".slipway", ".DS_Store"];
+/// Names skipped wherever they appear, in both modes.
+const ALWAYS_SKIPPED: [&str; 5] = [".git", ".slipway", ".DS_Store", ".gitignore", IGNORE_FILE];
 /// Skipped in source deploys only.
 const SOURCE_SKIPPED: [&str; 1] = ["node_modules"];
+/// slipway's own ignore file, honoured in both modes.
+const IGNORE_FILE: &str = ".slipwayignore";
+
+/// `.env`, `.env.production`, `.env.local`, ...; `.envrc` is not one of them.
+fn is_env_file(name: &str) -> bool {
+    name == ".env" || name.starts_with(".env.")
+}
+
+/// `.env.local`, `.env.production.local`: one machine's secrets, never meant to leave it.
+fn is_local_env_file(name: &str) -> bool {
+    is_env_file(name) && (name == ".env.local" || name.ends_with(".local"))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contents {
@@ -52,7 +73,7 @@ pub enum ArchiveError {
         #[source]
         source: ZipError,
     },
-    #[error("{0} holds no files to deploy")]
+    #[error("{0} holds no files to deploy (check its .gitignore and .slipwayignore files)")]
     Empty(PathBuf),
     #[error("cannot create the temporary zip")]
     TempFile(#[source] std::io::Error),
@@ -66,20 +87,25 @@ pub fn collect(dir: &Path, contents: Contents) -> Result<Vec<(EntryPath, PathBuf
     if !dir.is_dir() {
         return Err(ArchiveError::NotADirectory(dir.to_owned()));
     }
-    let honour_ignores = contents == Contents::Source;
+    let source = contents == Contents::Source;
     let mut walk = WalkBuilder::new(dir);
     walk.hidden(false)
         .follow_links(false)
         .git_global(false)
-        .git_ignore(honour_ignores)
-        .git_exclude(honour_ignores)
-        .ignore(honour_ignores)
-        .parents(honour_ignores)
+        // Inside the directory in both modes; parents' only for source.
+        .git_ignore(true)
+        .parents(source)
+        .git_exclude(source)
+        .ignore(source)
         .require_git(false)
+        .add_custom_ignore_filename(IGNORE_FILE)
         .filter_entry(move |entry| {
             let name = entry.file_name();
             let skipped = ALWAYS_SKIPPED.iter().any(|s| name == *s)
-                || (honour_ignores && SOURCE_SKIPPED.iter().any(|s| name == *s));
+                || name
+                    .to_str()
+                    .is_some_and(|n| is_local_env_file(n) || (!source && is_env_file(n)))
+                || (source && SOURCE_SKIPPED.iter().any(|s| name == *s));
             // The root is what the user named; only what is inside it is filtered.
             entry.depth() == 0 || !skipped
         });
@@ -202,12 +228,9 @@ mod tests {
         assert_eq!(
             names(dir.path(), Contents::Source),
             [
-                ".gitignore",
                 "index.html",
                 "keep.log",
                 "other/secret.txt",
-                "src/.gitignore",
-                "src/app/deep/.gitignore",
                 "src/app/deep/x.js",
                 "src/app/main.js",
                 "src/build/partial.js",
@@ -235,20 +258,19 @@ mod tests {
     }
 
     #[test]
-    fn prebuilt_deploys_publish_ignored_output_but_never_repository_state() {
+    fn prebuilt_deploys_keep_dependencies_but_never_repository_state() {
         let dir = tree(&[
-            (".gitignore", "*.map\n"),
             ("index.html", "x"),
-            ("app.js.map", "source map"),
             ("node_modules/lib/index.js", "vendored on purpose"),
             (".git/HEAD", "x"),
             (".slipway/state.db", "x"),
+            (".DS_Store", "x"),
+            (".well-known/security.txt", "Contact: me"),
         ]);
         assert_eq!(
             names(dir.path(), Contents::Prebuilt),
             [
-                ".gitignore",
-                "app.js.map",
+                ".well-known/security.txt",
                 "index.html",
                 "node_modules/lib/index.js"
             ]
@@ -256,19 +278,76 @@ mod tests {
     }
 
     #[test]
-    fn a_parent_gitignore_applies_to_source_but_not_to_prebuilt_output() {
-        let repo = tree(&[
-            (".gitignore", "dist/\n*.secret\n"),
-            ("web/index.html", "x"),
-            ("web/key.secret", "x"),
-            ("web/dist/bundle.js", "x"),
-        ]);
-        let web = repo.path().join("web");
-        assert_eq!(names(&web, Contents::Source), ["index.html"]);
+    fn env_files_and_ignore_files_are_never_published() {
+        let files = [
+            (".env", "SECRET=1"),
+            (".env.production", "VITE_API=https://api"),
+            ("config/.env.local", "SECRET=3"),
+            (".env.production.local", "SECRET=4"),
+            (".envrc", "use nix"),
+            (".gitignore", "*.log\n"),
+            (".slipwayignore", "drafts/\n"),
+            ("sub/.gitignore", "*.tmp\n"),
+            ("index.html", "x"),
+        ];
+        let dir = tree(&files);
         assert_eq!(
-            names(&web, Contents::Prebuilt),
-            ["dist/bundle.js", "index.html", "key.secret"]
+            names(dir.path(), Contents::Prebuilt),
+            [".envrc", "index.html"]
         );
+        // The build reads committed build-time env files; local ones never leave the machine.
+        assert_eq!(
+            names(dir.path(), Contents::Source),
+            [".env", ".env.production", ".envrc", "index.html"]
+        );
+    }
+
+    #[test]
+    fn prebuilt_deploys_honour_gitignores_inside_the_directory_only() {
+        let repo = tree(&[
+            (".gitignore", "dist/\n*.map\n"),
+            ("dist/index.html", "x"),
+            ("dist/app.js", "x"),
+            ("dist/app.js.map", "only ignored by the repository"),
+            ("dist/assets/.gitignore", "secret.txt\n"),
+            ("dist/assets/secret.txt", "x"),
+            ("dist/assets/logo.svg", "x"),
+            ("dist/secret.txt", "only ignored under assets/"),
+        ]);
+        assert_eq!(
+            names(&repo.path().join("dist"), Contents::Prebuilt),
+            [
+                "app.js",
+                "app.js.map",
+                "assets/logo.svg",
+                "index.html",
+                "secret.txt"
+            ]
+        );
+    }
+
+    #[test]
+    fn slipwayignore_applies_in_both_modes_and_overrides_gitignore() {
+        let files = [
+            (".gitignore", "*.log\n"),
+            (".slipwayignore", "drafts/\n*.psd\n!keep.log\n"),
+            ("docs/.slipwayignore", "internal.html\n"),
+            ("index.html", "x"),
+            ("drafts/post.html", "x"),
+            ("art/cover.psd", "x"),
+            ("debug.log", "x"),
+            ("keep.log", "x"),
+            ("docs/internal.html", "x"),
+            ("docs/public.html", "x"),
+        ];
+        for contents in [Contents::Source, Contents::Prebuilt] {
+            let dir = tree(&files);
+            assert_eq!(
+                names(dir.path(), contents),
+                ["docs/public.html", "index.html", "keep.log"],
+                "{contents:?}"
+            );
+        }
     }
 
     #[cfg(unix)]
@@ -283,11 +362,13 @@ mod tests {
 
     #[test]
     fn nothing_to_deploy_and_non_directories_are_errors() {
-        let dir = tree(&[(".gitignore", "*\n")]);
-        assert!(matches!(
-            collect(dir.path(), Contents::Source),
-            Err(ArchiveError::Empty(_))
-        ));
+        let dir = tree(&[(".gitignore", "*\n"), ("index.html", "x")]);
+        for contents in [Contents::Source, Contents::Prebuilt] {
+            assert!(matches!(
+                collect(dir.path(), contents),
+                Err(ArchiveError::Empty(_))
+            ));
+        }
         let file = dir.path().join(".gitignore");
         assert!(matches!(
             collect(&file, Contents::Source),
@@ -304,10 +385,10 @@ mod tests {
             ("x.log", "ignored"),
         ]);
         let zipped = zip_dir(dir.path(), Contents::Source).unwrap();
-        assert_eq!(zipped.entries, 3);
+        assert_eq!(zipped.entries, 2);
         assert_eq!(
             zipped.content_bytes,
-            ("*.log\n".len() + "<h1>home</h1>".len() + "<p>intro</p>".len()) as u64
+            ("<h1>home</h1>".len() + "<p>intro</p>".len()) as u64
         );
         let bytes = std::fs::read(zipped.file.path()).unwrap();
         assert_eq!(bytes.len() as u64, zipped.zip_bytes);
@@ -324,7 +405,6 @@ mod tests {
         assert_eq!(
             found,
             [
-                (".gitignore".to_owned(), "*.log\n".to_owned()),
                 (
                     "docs/guide/intro.html".to_owned(),
                     "<p>intro</p>".to_owned()

@@ -1,8 +1,11 @@
 //! The command line's shape. Parsing turns names and ids into their domain types here,
 //! so a bad site name is a usage error (exit 2) before any request is made.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use slipway_core::names::{DeploymentId, SiteName};
@@ -44,7 +47,7 @@ pub enum Command {
     /// Create, list and inspect sites.
     #[command(subcommand)]
     Sites(SitesCommand),
-    /// Deploy a directory or a .zip to a site and wait until it is live.
+    /// Deploy a directory or a .zip to a site and wait until it is live (see --no-wait).
     Deploy(DeployArgs),
     /// List a site's deployments, newest first.
     Deployments(DeploymentsArgs),
@@ -135,11 +138,15 @@ pub enum SitesCommand {
 
 #[derive(Debug, Args)]
 pub struct SitesCreateArgs {
+    /// The new site's name, which becomes its host name: up to 63 lowercase letters, digits
+    /// and single hyphens.
     pub name: SiteName,
-    /// Serve /index.html for extensionless paths that match no file.
+    /// Single-page app: every path without a file extension serves /index.html
+    /// (client-side routes).
     #[arg(long)]
     pub spa: bool,
-    /// Serve /about from /about.html or /about/index.html.
+    /// Clean URLs: `/about` serves `/about.html` (or `about/index.html` when there is no
+    /// `about.html`); `/about/` serves `/about/index.html`.
     #[arg(long)]
     pub clean_urls: bool,
     /// How many finished deployments to keep.
@@ -157,6 +164,7 @@ pub struct SitesListArgs {
 
 #[derive(Debug, Args)]
 pub struct SitesShowArgs {
+    /// The site to show.
     pub name: SiteName,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -164,19 +172,30 @@ pub struct SitesShowArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// A directory (zipped here, honouring .gitignore) or a .zip file.
+    /// A directory or a .zip file. A directory is zipped here, leaving out what its
+    /// .slipwayignore (and, for source, .gitignore) files list, .env files and .git/.
     pub path: PathBuf,
+    /// The site to deploy to (it must exist: `slipway sites create NAME`).
     #[arg(long)]
     pub site: SiteName,
     /// The source is already built output: publish it as it is, without a build.
     #[arg(long)]
     pub prebuilt: bool,
+    /// How long to wait, once uploaded, for the deployment to finish: `90s`, `10m`, `1h`
+    /// or plain seconds. It keeps going after the CLI stops waiting.
+    #[arg(long, value_name = "DURATION", default_value_t = WaitTimeout::DEFAULT, conflicts_with = "no_wait")]
+    pub timeout: WaitTimeout,
+    /// Return once the source is uploaded, with the deployment queued, instead of waiting
+    /// for it to go live.
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DeploymentsArgs {
+    /// The site whose deployments to list.
     pub site: SiteName,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -184,6 +203,7 @@ pub struct DeploymentsArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
+    /// The site to roll back.
     pub site: SiteName,
     /// The deployment to make live; defaults to the previously live one.
     #[arg(long, value_name = "ID")]
@@ -194,12 +214,77 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The deployment, by the id `deploy` and `deployments` print.
     pub id: DeploymentId,
     /// Keep printing new lines until the deployment finishes.
     #[arg(long)]
     pub follow: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// How long `deploy` waits for a deployment to finish; whole seconds, at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeout(Duration);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WaitTimeoutError {
+    #[error("{0:?} is not a duration; use a whole number with s, m or h (90s, 10m, 1h), or plain seconds")]
+    Syntax(String),
+    #[error("the timeout must be at least one second")]
+    Zero,
+    #[error("{0:?} is too long")]
+    TooLong(String),
+}
+
+impl WaitTimeout {
+    pub const DEFAULT: WaitTimeout = WaitTimeout(Duration::from_secs(30 * 60));
+
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for WaitTimeout {
+    type Err = WaitTimeoutError;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let syntax = || WaitTimeoutError::Syntax(raw.to_owned());
+        let (digits, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => raw.split_at(at),
+            None => (raw, "s"),
+        };
+        let per_unit = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(syntax()),
+        };
+        if digits.is_empty() {
+            return Err(syntax());
+        }
+        let count: u64 = digits
+            .parse()
+            .map_err(|_| WaitTimeoutError::TooLong(raw.to_owned()))?;
+        let secs = count
+            .checked_mul(per_unit)
+            .ok_or_else(|| WaitTimeoutError::TooLong(raw.to_owned()))?;
+        if secs == 0 {
+            return Err(WaitTimeoutError::Zero);
+        }
+        Ok(Self(Duration::from_secs(secs)))
+    }
+}
+
+/// The largest whole unit: `30m`, `90s`, `2h`.
+impl fmt::Display for WaitTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs();
+        match secs {
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
 }
 
 impl Command {
@@ -337,6 +422,37 @@ mod tests {
         };
         assert!(!source.prebuilt);
 
+        assert_eq!(source.timeout, WaitTimeout::DEFAULT);
+        assert!(!source.no_wait);
+
+        let Command::Deploy(quick) =
+            parse_clean(&["deploy", ".", "--site", "docs", "--timeout", "90s"]).command
+        else {
+            panic!("not deploy")
+        };
+        assert_eq!(quick.timeout.duration(), Duration::from_secs(90));
+        let Command::Deploy(detached) =
+            parse_clean(&["deploy", ".", "--site", "docs", "--no-wait"]).command
+        else {
+            panic!("not deploy")
+        };
+        assert!(detached.no_wait);
+        assert_eq!(
+            parse(&[
+                "deploy",
+                ".",
+                "--site",
+                "docs",
+                "--no-wait",
+                "--timeout",
+                "5m"
+            ])
+            .err()
+            .map(|e| e.exit_code()),
+            Some(2),
+            "--no-wait and --timeout contradict each other"
+        );
+
         assert!(
             parse(&["deploy", "./public"]).is_err(),
             "--site is required"
@@ -438,6 +554,60 @@ mod tests {
             panic!("not dev")
         };
         assert_eq!(dev.token.as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn timeouts_take_seconds_minutes_hours_or_plain_seconds() {
+        for (raw, secs, shown) in [
+            ("90s", 90, "90s"),
+            ("10m", 600, "10m"),
+            ("1h", 3600, "1h"),
+            ("45", 45, "45s"),
+            ("120s", 120, "2m"),
+        ] {
+            let timeout: WaitTimeout = raw.parse().unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(timeout.duration(), Duration::from_secs(secs), "{raw}");
+            assert_eq!(timeout.to_string(), shown, "{raw}");
+        }
+        assert_eq!(WaitTimeout::DEFAULT.to_string(), "30m");
+        for bad in ["", "m", "10 m", "1.5h", "-5", "10d", "5ms", "1h30m"] {
+            assert!(
+                matches!(bad.parse::<WaitTimeout>(), Err(WaitTimeoutError::Syntax(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            "0s".parse::<WaitTimeout>(),
+            Err(WaitTimeoutError::Zero)
+        ));
+        assert!(matches!(
+            "99999999999999999999h".parse::<WaitTimeout>(),
+            Err(WaitTimeoutError::TooLong(_))
+        ));
+        assert!(matches!(
+            "9999999999999999h".parse::<WaitTimeout>(),
+            Err(WaitTimeoutError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn routing_flags_say_what_the_router_does() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let create = command
+            .find_subcommand_mut("sites")
+            .and_then(|sites| sites.find_subcommand_mut("create"))
+            .expect("sites create");
+        let help = create.render_long_help().to_string();
+        assert!(
+            help.contains("every path without a file extension serves /index.html"),
+            "{help}"
+        );
+        assert!(help.contains("`/about` serves `/about.html`"), "{help}");
+        assert!(
+            help.contains("`/about/` serves `/about/index.html`"),
+            "{help}"
+        );
     }
 
     #[test]

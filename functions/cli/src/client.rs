@@ -2,6 +2,7 @@
 //! goes through these calls, so the demo exercises exactly what `deploy` does.
 
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -147,6 +148,70 @@ impl ClientError {
             | ClientError::Build(_) => "transport",
         }
     }
+
+    /// Worth trying again: the API was unreachable, the connection failed or timed out, or
+    /// a gateway in front of it answered 502, 503 or 504. Only idempotent calls are retried,
+    /// so a request that failed midway is safe to repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } | ClientError::Transport { .. } => true,
+            ClientError::Api { status, .. } | ClientError::UnexpectedStatus { status, .. } => {
+                matches!(
+                    *status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                )
+            }
+            ClientError::Decode { .. }
+            | ClientError::UploadTarget(_)
+            | ClientError::ReadUpload { .. }
+            | ClientError::Build(_) => false,
+        }
+    }
+}
+
+/// How an idempotent call is repeated after transient failures: waits start at `first` and
+/// double up to `max_delay`, and the call fails once `budget` has gone by since the first
+/// failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max_delay: Duration,
+    pub budget: Duration,
+}
+
+impl Backoff {
+    /// For polling a deployment or its log: rides out an API restart or a gateway blip.
+    pub const POLLING: Backoff = Backoff {
+        first: Duration::from_millis(250),
+        max_delay: Duration::from_secs(5),
+        budget: Duration::from_secs(60),
+    };
+
+    /// Runs `call` until it succeeds, fails for good, or the budget is spent.
+    pub async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut failing_since = None;
+        let mut delay = self.first;
+        loop {
+            let err = match call().await {
+                Ok(value) => return Ok(value),
+                Err(err) if !err.is_transient() => return Err(err),
+                Err(err) => err,
+            };
+            let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() + delay > self.budget {
+                return Err(err);
+            }
+            tracing::warn!(call = what, error = %err, retry_in_ms = delay.as_millis() as u64, "API call failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.max_delay);
+        }
+    }
 }
 
 /// How long an API call (not an upload) may take before the CLI gives up on it.
@@ -206,6 +271,12 @@ impl ApiClient {
     ) -> Result<DeploymentView, ClientError> {
         let path = format!("/sites/{site}/deployments/{id}");
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// A deployment by id alone, whatever its site.
+    pub async fn find_deployment(&self, id: &DeploymentId) -> Result<DeploymentView, ClientError> {
+        self.call(Method::GET, &format!("/deployments/{id}"), None::<&()>)
+            .await
     }
 
     pub async fn list_deployments(
@@ -405,6 +476,93 @@ mod tests {
             (head, received[head_end..].to_vec())
         });
         (base, task)
+    }
+
+    /// A server that answers each connection with the next scripted response (`None`: close
+    /// without answering), repeating the last one, and counts the requests it saw.
+    async fn scripted(script: Vec<Option<String>>) -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            for n in 0.. {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut received = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let read = socket.read(&mut buf).await.unwrap();
+                    if read == 0 {
+                        break;
+                    }
+                    received.extend_from_slice(&buf[..read]);
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                if let Some(response) = &script[n.min(script.len() - 1)] {
+                    socket.write_all(response.as_bytes()).await.unwrap();
+                }
+                let _ = socket.shutdown().await;
+            }
+        });
+        (base, seen)
+    }
+
+    fn http(status: &str, body: &str) -> Option<String> {
+        Some(format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    const QUICK: Backoff = Backoff {
+        first: Duration::from_millis(1),
+        max_delay: Duration::from_millis(4),
+        budget: Duration::from_millis(300),
+    };
+
+    #[tokio::test]
+    async fn polling_rides_out_gateway_errors_and_dropped_connections() {
+        let (base, seen) = scripted(vec![
+            http("503 Service Unavailable", "<html>busy</html>"),
+            None,
+            http("502 Bad Gateway", ""),
+            http("200 OK", "[]"),
+        ])
+        .await;
+        let client = ApiClient::new(Endpoint::parse(&base).unwrap(), None).unwrap();
+        let sites = QUICK.retry("list", || client.list_sites()).await.unwrap();
+        assert!(sites.is_empty());
+        assert_eq!(seen.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried() {
+        let body = r#"{"error":{"code":"deployment_not_found","message":"no such deployment"}}"#;
+        let (base, seen) = scripted(vec![http("404 Not Found", body), http("200 OK", "[]")]).await;
+        let client = ApiClient::new(Endpoint::parse(&base).unwrap(), None).unwrap();
+        let err = QUICK
+            .retry("list", || client.list_sites())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "deployment_not_found");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_when_the_budget_is_spent() {
+        let (base, seen) = scripted(vec![http("504 Gateway Timeout", "")]).await;
+        let client = ApiClient::new(Endpoint::parse(&base).unwrap(), None).unwrap();
+        let started = std::time::Instant::now();
+        let err = QUICK
+            .retry("list", || client.list_sites())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::UnexpectedStatus { status, .. } if status == StatusCode::GATEWAY_TIMEOUT),
+            "{err:?}"
+        );
+        assert!(started.elapsed() <= QUICK.budget + Duration::from_secs(2));
+        assert!(seen.load(Ordering::SeqCst) > 3);
     }
 
     #[tokio::test]

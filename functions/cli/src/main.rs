@@ -4,8 +4,11 @@ mod archive;
 mod cli;
 mod client;
 mod commands;
+#[cfg(test)]
+mod fake_api;
 mod output;
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -20,8 +23,10 @@ use crate::output::Output;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Usage errors exit 2 here, with clap's message.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err, std::env::args_os()),
+    };
     init_tracing(&cli);
     let output = Output::new(cli.json);
     let verbose = cli.verbose > 0;
@@ -31,6 +36,42 @@ async fn main() -> ExitCode {
             report(&err, output, verbose);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's message on stderr (help and version on stdout) and clap's exit code: 2 for usage
+/// errors, 0 for `--help` and `--version`. A usage error under `--json` also puts an error
+/// document on stdout, so scripts that parse it see what went wrong.
+fn usage_error(err: &clap::Error, args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    if err.use_stderr() && json_requested(args) {
+        Output::new(true).result(&usage_error_body(err), String::new);
+    }
+    if let Err(print) = err.print() {
+        eprintln!("error: cannot print the usage error: {print}");
+    }
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
+}
+
+/// `--json` among the options, before any `--`.
+fn json_requested(args: impl IntoIterator<Item = OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
+}
+
+fn usage_error_body(err: &clap::Error) -> ApiErrorBody {
+    // `StyledStr`'s Display drops colours.
+    let rendered = err.render().to_string();
+    let message = rendered.trim();
+    ApiErrorBody {
+        error: ApiErrorDetail {
+            code: "usage".to_owned(),
+            message: message
+                .strip_prefix("error: ")
+                .unwrap_or(message)
+                .to_owned(),
+        },
     }
 }
 
@@ -86,5 +127,64 @@ fn report(err: &anyhow::Error, output: Output, verbose: bool) {
     };
     for cause in shown {
         eprintln!("  caused by: {cause}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        std::iter::once("slipway")
+            .chain(list.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn json_is_requested_by_the_flag_before_any_double_dash() {
+        assert!(json_requested(args(&["deploy", "--json", "--site"])));
+        assert!(json_requested(args(&["--json"])));
+        assert!(!json_requested(args(&["deploy", ".", "--site", "docs"])));
+        assert!(!json_requested(args(&["deploy", "--", "--json"])));
+        // The program name is not an option.
+        assert!(!json_requested(
+            ["--json"].iter().map(OsString::from).collect::<Vec<_>>()
+        ));
+    }
+
+    #[test]
+    fn usage_errors_become_an_uncoloured_error_document() {
+        let err = Cli::command()
+            .color(clap::ColorChoice::Always)
+            .try_get_matches_from(args(&["deploy", "--json", "--site", "Bad_Name", "."]))
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.render().ansi().to_string().contains('\x1b'));
+        let body = usage_error_body(&err);
+        assert_eq!(body.error.code, "usage");
+        assert!(
+            body.error
+                .message
+                .starts_with("invalid value 'Bad_Name' for '--site <SITE>'"),
+            "{}",
+            body.error.message
+        );
+        assert!(
+            !body.error.message.contains('\x1b'),
+            "{:?}",
+            body.error.message
+        );
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for flag in ["--help", "--version"] {
+            let err = Cli::try_parse_from(args(&["--json", flag])).unwrap_err();
+            assert!(!err.use_stderr(), "{flag}");
+            assert_eq!(err.exit_code(), 0, "{flag}");
+        }
     }
 }

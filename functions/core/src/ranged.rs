@@ -51,7 +51,6 @@ impl RangedReader {
             chunk: chunk.max(4096),
         })
     }
-
 }
 
 impl Read for RangedReader {

@@ -524,6 +524,8 @@ async fn clean_urls_publish_an_alias_for_folder_pages_without_replacing_real_fil
     let site = h.create_site("docs", 10).await;
     let files: &[(&str, &[u8])] = &[
         ("slipway.toml", b"clean_urls = true\n"),
+        (".env", b"SECRET=1"),
+        ("config/.env.production", b"SECRET=2"),
         ("index.html", INDEX),
         ("guide/index.html", b"guide folder page"),
         ("about.html", b"about file"),
@@ -562,4 +564,10 @@ async fn clean_urls_publish_an_alias_for_folder_pages_without_replacing_real_fil
         "a real file wins over the alias"
     );
     assert_eq!(read("about/index.html").await, "about folder page");
+    let keys = h.hosted_keys(&format!("docs/{id}/")).await;
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains(".env") && !k.ends_with("slipway.toml")),
+        "{keys:?}"
+    );
 }

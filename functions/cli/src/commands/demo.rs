@@ -13,9 +13,9 @@ use slipway_core::api_types::{CreateSiteRequest, DeploymentOutcome};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_local::dev::DevServer;
 
-use super::deploy;
+use super::deploy::{self, Wait};
 use crate::archive::Contents;
-use crate::cli::{DemoArgs, DEFAULT_ENDPOINT};
+use crate::cli::{DemoArgs, WaitTimeout, DEFAULT_ENDPOINT};
 use crate::client::{ApiClient, ClientError, Endpoint};
 use crate::output::Output;
 
@@ -86,7 +86,16 @@ async fn deploy_example(server: &DevServer, args: &DemoArgs, output: Output) -> 
         .extract(source.path())
         .map_err(DemoError::Extract)?;
     output.note(format!("deploying the bundled example site to {site}"));
-    let view = deploy::deploy(&client, output, &site, source.path(), Contents::Source).await?;
+    let wait = Wait::Until(WaitTimeout::DEFAULT);
+    let view = deploy::deploy(
+        &client,
+        output,
+        &site,
+        source.path(),
+        Contents::Source,
+        wait,
+    )
+    .await?;
 
     let summary = DemoSummary {
         api_url: server.api_url(),
@@ -94,7 +103,7 @@ async fn deploy_example(server: &DevServer, args: &DemoArgs, output: Output) -> 
         state_dir: super::dev::absolute(&args.server.state_dir),
         outcome: deploy::outcome(&view),
     };
-    if let Err(failed) = deploy::ensure_live(&view) {
+    if let Err(failed) = deploy::verdict(&view, wait) {
         output.result(&summary, String::new);
         return Err(failed.into());
     }

@@ -7,10 +7,11 @@ use slipway_core::api_types::{CreateDeploymentRequest, DeploymentOutcome, Deploy
 use slipway_core::model::{DeploymentStatus, RecordedError};
 use slipway_core::names::{DeploymentId, SiteName};
 use tempfile::NamedTempFile;
+use tokio::time::Instant;
 
 use crate::archive::{self, Contents};
-use crate::cli::DeployArgs;
-use crate::client::ApiClient;
+use crate::cli::{DeployArgs, WaitTimeout};
+use crate::client::{ApiClient, Backoff};
 use crate::output::Output;
 
 const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -19,12 +20,6 @@ const POLL_EVERY: Duration = Duration::from_millis(250);
 pub enum DeployError {
     #[error("{0} is neither a directory nor a .zip file")]
     Source(PathBuf),
-    #[error("the source zip is {bytes} bytes; the upload target takes at most {max}")]
-    TooLarge {
-        id: DeploymentId,
-        bytes: u64,
-        max: u64,
-    },
     #[error("deployment {id} failed: {}: {}", error.name, error.cause)]
     Failed {
         id: DeploymentId,
@@ -35,6 +30,12 @@ pub enum DeployError {
         id: DeploymentId,
         status: DeploymentStatus,
     },
+    #[error("deployment {id} is still {status} after {after}; follow it with: slipway logs {id} --follow")]
+    StillRunning {
+        id: DeploymentId,
+        status: DeploymentStatus,
+        after: WaitTimeout,
+    },
 }
 
 impl DeployError {
@@ -42,9 +43,20 @@ impl DeployError {
     pub fn outcome_printed(&self) -> bool {
         matches!(
             self,
-            DeployError::Failed { .. } | DeployError::NotLive { .. }
+            DeployError::Failed { .. }
+                | DeployError::NotLive { .. }
+                | DeployError::StillRunning { .. }
         )
     }
+}
+
+/// Whether `deploy` follows the deployment once the source is uploaded.
+#[derive(Debug, Clone, Copy)]
+pub enum Wait {
+    /// Return with the deployment queued.
+    No,
+    /// Follow it until it finishes or this long has passed.
+    Until(WaitTimeout),
 }
 
 pub async fn run(args: DeployArgs, output: Output) -> anyhow::Result<()> {
@@ -54,21 +66,32 @@ pub async fn run(args: DeployArgs, output: Output) -> anyhow::Result<()> {
     } else {
         Contents::Source
     };
-    let view = deploy(&client, output, &args.site, &args.path, contents).await?;
-    report(output, &view)
+    let wait = if args.no_wait {
+        Wait::No
+    } else {
+        Wait::Until(args.timeout)
+    };
+    let view = deploy(&client, output, &args.site, &args.path, contents, wait).await?;
+    report(output, &view, wait)
 }
 
-/// Prints the outcome (the URL, or one JSON document), then fails unless it is live.
-fn report(output: Output, view: &DeploymentView) -> anyhow::Result<()> {
-    let live = view.deployment.status == DeploymentStatus::Live;
-    output.result(&outcome(view), || {
-        if live {
-            view.url.clone()
-        } else {
-            String::new()
-        }
+/// Prints the outcome (the URL, or one JSON document), then fails unless the deployment is
+/// live, or queued as asked with `--no-wait`.
+fn report(output: Output, view: &DeploymentView, wait: Wait) -> anyhow::Result<()> {
+    let deployment = &view.deployment;
+    let verdict = verdict(view, wait);
+    output.result(&outcome(view), || match (&verdict, deployment.status) {
+        (Ok(()), DeploymentStatus::Live) => view.url.clone(),
+        (Ok(()), status) => format!("deployment {} {status} for {}", deployment.id, view.url),
+        (Err(_), _) => String::new(),
     });
-    Ok(ensure_live(view)?)
+    if verdict.is_ok() && deployment.status != DeploymentStatus::Live {
+        output.note(format!(
+            "follow it with: slipway logs {} --follow",
+            deployment.id
+        ));
+    }
+    Ok(verdict?)
 }
 
 pub fn outcome(view: &DeploymentView) -> DeploymentOutcome {
@@ -79,19 +102,22 @@ pub fn outcome(view: &DeploymentView) -> DeploymentOutcome {
     }
 }
 
-/// The recorded error, or the status it ended in, unless the deployment is live.
-pub fn ensure_live(view: &DeploymentView) -> Result<(), DeployError> {
+/// Success when the deployment is live, or still on its way when nobody waited for it;
+/// otherwise the recorded error, the status it ended in, or how long it was waited for.
+pub fn verdict(view: &DeploymentView, wait: Wait) -> Result<(), DeployError> {
     let deployment = &view.deployment;
-    match (&deployment.error, deployment.status) {
-        (_, DeploymentStatus::Live) => Ok(()),
-        (Some(error), _) => Err(DeployError::Failed {
-            id: deployment.id,
+    let id = deployment.id;
+    match (deployment.status, &deployment.error, wait) {
+        (DeploymentStatus::Live, _, _) => Ok(()),
+        (status, _, Wait::No) if !status.is_terminal() => Ok(()),
+        (status, _, Wait::Until(after)) if !status.is_terminal() => {
+            Err(DeployError::StillRunning { id, status, after })
+        }
+        (_, Some(error), _) => Err(DeployError::Failed {
+            id,
             error: error.clone(),
         }),
-        (None, status) => Err(DeployError::NotLive {
-            id: deployment.id,
-            status,
-        }),
+        (status, None, _) => Err(DeployError::NotLive { id, status }),
     }
 }
 
@@ -136,16 +162,19 @@ async fn pack(path: &Path, contents: Contents, output: Output) -> anyhow::Result
     })
 }
 
-/// Everything up to the deployment's final status; shared with `slipway demo`.
+/// Everything up to the deployment's final status, or as far as `wait` allows; shared
+/// with `slipway demo`.
 pub async fn deploy(
     client: &ApiClient,
     output: Output,
     site: &SiteName,
     path: &Path,
     contents: Contents,
+    wait: Wait,
 ) -> anyhow::Result<DeploymentView> {
     let source = pack(path, contents, output).await?;
     let prebuilt = contents == Contents::Prebuilt;
+    // The API refuses a `size` over the upload limit before creating anything.
     let created = client
         .create_deployment(
             site,
@@ -159,14 +188,6 @@ pub async fn deploy(
     tracing::info!(%site, deployment = %id, prebuilt, bytes = source.bytes, "deployment created");
     output.note(format!("deployment {id} created for {site}"));
 
-    if source.bytes > created.upload.max_bytes {
-        return Err(DeployError::TooLarge {
-            id,
-            bytes: source.bytes,
-            max: created.upload.max_bytes,
-        }
-        .into());
-    }
     let bar = output.bytes_bar(source.bytes, "uploading");
     let progress = bar.clone();
     client
@@ -177,25 +198,37 @@ pub async fn deploy(
     bar.finish_and_clear();
     output.note(format!("uploaded {}", human_bytes(source.bytes)));
 
-    follow(client, output, site, id, !prebuilt).await
+    match wait {
+        Wait::No => Ok(created.deployment),
+        Wait::Until(limit) => {
+            follow(client, output, site, created.deployment, !prebuilt, limit).await
+        }
+    }
 }
 
-/// Polls the deployment until the pipeline is done with it, showing each step and, for
-/// builds, the build log as it grows.
+/// Polls the deployment until the pipeline is done with it or `limit` has passed, showing
+/// each step and, for builds, the build log as it grows. Returns the last view seen, which
+/// is still in flight if time ran out.
 async fn follow(
     client: &ApiClient,
     output: Output,
     site: &SiteName,
-    id: DeploymentId,
+    created: DeploymentView,
     tail_logs: bool,
+    limit: WaitTimeout,
 ) -> anyhow::Result<DeploymentView> {
+    let id = created.deployment.id;
+    let deadline = Instant::now() + limit.duration();
     let steps = output.spinner("checking the deployment");
+    let mut last = created;
     let mut shown: Option<DeploymentStatus> = None;
     let mut after = 0;
     let result = loop {
-        let view = match client.get_deployment(site, &id).await {
-            Ok(view) => view,
-            Err(err) => break Err(err.into()),
+        let polled = Backoff::POLLING.retry("get deployment", || client.get_deployment(site, &id));
+        let view = match tokio::time::timeout_at(deadline, polled).await {
+            Err(_elapsed) => break Ok(last),
+            Ok(Err(err)) => break Err(err.into()),
+            Ok(Ok(view)) => view,
         };
         let status = view.deployment.status;
         if shown != Some(status) {
@@ -208,21 +241,28 @@ async fn follow(
         }
         // Read after the status, so a terminal status comes with every line logged before it.
         if tail_logs && status != DeploymentStatus::Queued {
-            match client.logs(&id, after).await {
-                Ok(logs) => {
+            let read = Backoff::POLLING.retry("get logs", || client.logs(&id, after));
+            match tokio::time::timeout_at(deadline, read).await {
+                Err(_elapsed) => break Ok(view),
+                Ok(Err(err)) => break Err(err.into()),
+                Ok(Ok(logs)) => {
                     for line in &logs.lines {
                         steps.line(&line.line);
                         after = after.max(line.seq);
                     }
                 }
-                Err(err) => break Err(err.into()),
             }
         }
         if status.is_terminal() {
             steps.step(step_message(status));
             break Ok(view);
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        last = view;
+        let next = Instant::now() + POLL_EVERY;
+        if next > deadline {
+            break Ok(last);
+        }
+        tokio::time::sleep_until(next).await;
     };
     steps.finish();
     result
@@ -254,7 +294,182 @@ fn human_bytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use slipway_core::api_types::{CreateDeploymentResponse, UploadTarget};
+
     use super::*;
+    use crate::client::Endpoint;
+    use crate::fake_api::{self, FakeApi, Request};
+
+    /// An API that creates deployment `id` and accepts its upload, answering polls with
+    /// `poll(n)` for the n-th poll.
+    async fn api(
+        id: DeploymentId,
+        poll: impl Fn(u32) -> (&'static str, String) + Send + 'static,
+    ) -> FakeApi {
+        let polls = Arc::new(AtomicU32::new(0));
+        FakeApi::start(
+            move |req: &Request| match (req.method.as_str(), req.path.as_str()) {
+                ("POST", "/sites/docs/deployments") => {
+                    let created = CreateDeploymentResponse {
+                        deployment: fake_api::view(id, DeploymentStatus::Queued),
+                        upload: UploadTarget {
+                            method: "PUT".to_owned(),
+                            url: format!("{}/upload", req.origin),
+                            headers: BTreeMap::new(),
+                            max_bytes: 1 << 20,
+                        },
+                    };
+                    ("201 Created", serde_json::to_string(&created).unwrap())
+                }
+                ("PUT", "/upload") => ("200 OK", "{}".to_owned()),
+                ("GET", path) if path == format!("/sites/docs/deployments/{id}") => {
+                    poll(polls.fetch_add(1, Ordering::SeqCst))
+                }
+                _ => (
+                    "404 Not Found",
+                    r#"{"error":{"code":"not_found","message":"no route"}}"#.to_owned(),
+                ),
+            },
+        )
+        .await
+    }
+
+    fn site_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<h1>hi</h1>").unwrap();
+        dir
+    }
+
+    fn polled(view: DeploymentView) -> (&'static str, String) {
+        ("200 OK", serde_json::to_string(&view).unwrap())
+    }
+
+    async fn run_deploy(api: &FakeApi, dir: &Path, wait: Wait) -> anyhow::Result<DeploymentView> {
+        let client = ApiClient::new(Endpoint::parse(&api.base).unwrap(), None).unwrap();
+        let site = SiteName::parse("docs").unwrap();
+        deploy(
+            &client,
+            Output::new(true),
+            &site,
+            dir,
+            Contents::Prebuilt,
+            wait,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_deployment_stuck_in_flight_times_out_with_a_way_to_follow_it() {
+        let id = DeploymentId::generate();
+        let api = api(id, move |_| {
+            polled(fake_api::view(id, DeploymentStatus::Publishing))
+        })
+        .await;
+        let dir = site_dir();
+        let limit: WaitTimeout = "1s".parse().unwrap();
+        let started = std::time::Instant::now();
+        let view = run_deploy(&api, dir.path(), Wait::Until(limit))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(view.deployment.status, DeploymentStatus::Publishing);
+        let err = verdict(&view, Wait::Until(limit)).unwrap_err();
+        assert!(err.outcome_printed());
+        assert_eq!(
+            err.to_string(),
+            format!("deployment {id} is still publishing after 1s; follow it with: slipway logs {id} --follow")
+        );
+        assert!(api.requests().len() > 2, "{:?}", api.requests());
+    }
+
+    #[tokio::test]
+    async fn no_wait_returns_the_queued_deployment_without_polling() {
+        let id = DeploymentId::generate();
+        let api = api(id, move |_| {
+            polled(fake_api::view(id, DeploymentStatus::Live))
+        })
+        .await;
+        let dir = site_dir();
+        let view = run_deploy(&api, dir.path(), Wait::No).await.unwrap();
+        assert_eq!(view.deployment.status, DeploymentStatus::Queued);
+        verdict(&view, Wait::No).unwrap();
+        assert_eq!(
+            serde_json::to_value(outcome(&view)).unwrap()["status"],
+            "queued"
+        );
+        assert_eq!(
+            api.requests(),
+            ["POST /sites/docs/deployments", "PUT /upload"]
+        );
+    }
+
+    #[tokio::test]
+    async fn polling_rides_out_a_gateway_error() {
+        let id = DeploymentId::generate();
+        let api = api(id, move |n| match n {
+            0 => (
+                "503 Service Unavailable",
+                "<html>restarting</html>".to_owned(),
+            ),
+            1 => ("504 Gateway Timeout", String::new()),
+            _ => polled(fake_api::view(id, DeploymentStatus::Live)),
+        })
+        .await;
+        let dir = site_dir();
+        let limit = WaitTimeout::DEFAULT;
+        let view = run_deploy(&api, dir.path(), Wait::Until(limit))
+            .await
+            .unwrap();
+        assert_eq!(view.deployment.status, DeploymentStatus::Live);
+        verdict(&view, Wait::Until(limit)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_error_while_polling_fails_at_once() {
+        let id = DeploymentId::generate();
+        let api = api(id, |_| {
+            (
+                "403 Forbidden",
+                r#"{"error":{"code":"forbidden","message":"bad token"}}"#.to_owned(),
+            )
+        })
+        .await;
+        let dir = site_dir();
+        let err = run_deploy(&api, dir.path(), Wait::Until(WaitTimeout::DEFAULT))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bad token"), "{err:#}");
+        assert_eq!(api.requests().len(), 3, "{:?}", api.requests());
+    }
+
+    #[test]
+    fn finished_deployments_are_judged_by_status_and_error() {
+        let id = DeploymentId::generate();
+        let wait = Wait::Until(WaitTimeout::DEFAULT);
+        verdict(&fake_api::view(id, DeploymentStatus::Live), wait).unwrap();
+        let mut failed = fake_api::view(id, DeploymentStatus::Failed);
+        failed.deployment.error = Some(RecordedError {
+            name: "BuildFailed".to_owned(),
+            cause: "exit 1".to_owned(),
+        });
+        for wait in [wait, Wait::No] {
+            assert_eq!(
+                verdict(&failed, wait).unwrap_err().to_string(),
+                format!("deployment {id} failed: BuildFailed: exit 1")
+            );
+        }
+        assert!(matches!(
+            verdict(&fake_api::view(id, DeploymentStatus::Superseded), wait),
+            Err(DeployError::NotLive {
+                status: DeploymentStatus::Superseded,
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn byte_counts_read_naturally() {

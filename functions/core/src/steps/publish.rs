@@ -33,6 +33,13 @@ fn is_stop(e: &ZipError) -> bool {
     matches!(e, ZipError::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<PublishStopped>()))
 }
 
+/// Files of an unbuilt upload that configure it rather than belong to the site: its
+/// `slipway.toml`, and `.env` files, which would hand their secrets to anyone who asks.
+fn is_configuration(relative: &str) -> bool {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    relative == CONFIG_FILE || name == ".env" || name.starts_with(".env.")
+}
+
 /// With clean URLs the router serves `/guide` from `guide.html`; a build that wrote only
 /// `guide/index.html` gets that copy too, so both layouts work.
 fn clean_url_alias(relative: &str) -> Option<String> {
@@ -105,8 +112,7 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
             let Some(relative) = entry.path.as_str().strip_prefix(root.as_str()) else {
                 continue;
             };
-            // A prebuilt upload's own slipway.toml configures the deploy; it is not content.
-            if !built && relative == CONFIG_FILE {
+            if !built && is_configuration(relative) {
                 continue;
             }
             let key = format!("{prefix}{relative}");
