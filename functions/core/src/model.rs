@@ -63,6 +63,12 @@ impl DeploymentStatus {
         matches!(self, Self::Live | Self::Superseded | Self::RolledBack)
     }
 
+    /// Every status from which the lifecycle allows a move to `to`: the condition of a
+    /// conditional write in a store that cannot run [`Self::can_move_to`] itself.
+    pub fn sources_of(to: Self) -> Vec<Self> {
+        Self::ALL.into_iter().filter(|from| from.can_move_to(to)).collect()
+    }
+
     /// The moves the lifecycle allows. Publishing may be re-entered because Publish is retried.
     pub fn can_move_to(self, next: Self) -> bool {
         use DeploymentStatus::*;
@@ -226,6 +232,13 @@ mod tests {
         assert!(Live.can_move_to(RolledBack));
         assert!(Superseded.can_move_to(Live));
         assert!(RolledBack.can_move_to(Live));
+    }
+
+    #[test]
+    fn sources_of_lists_exactly_the_allowed_moves() {
+        assert_eq!(DeploymentStatus::sources_of(Failed), [Queued, Building, Publishing]);
+        assert_eq!(DeploymentStatus::sources_of(Live), [Publishing, Superseded, RolledBack]);
+        assert_eq!(DeploymentStatus::sources_of(Queued), []);
     }
 
     #[test]

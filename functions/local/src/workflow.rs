@@ -236,6 +236,12 @@ where
 impl LocalTasks {
     /// Records a failure on a deployment still in flight (MarkFailed leaves finished ones be).
     async fn fail_in_flight(&self, request: DeployRequest, error: &str, cause: &str) {
+        // Usually MarkFailed already ran inside the execution; then there is nothing to do.
+        let state = &self.pipeline.state;
+        match state.get_deployment(&request.site, &request.deployment_id).await {
+            Ok(deployment) if deployment.status.is_in_flight() => {}
+            _ => return,
+        }
         let input = MarkFailedInput {
             site: request.site,
             deployment_id: request.deployment_id,
