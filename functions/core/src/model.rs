@@ -66,7 +66,10 @@ impl DeploymentStatus {
     /// Every status from which the lifecycle allows a move to `to`: the condition of a
     /// conditional write in a store that cannot run [`Self::can_move_to`] itself.
     pub fn sources_of(to: Self) -> Vec<Self> {
-        Self::ALL.into_iter().filter(|from| from.can_move_to(to)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.can_move_to(to))
+            .collect()
     }
 
     /// The moves the lifecycle allows. Publishing may be re-entered because Publish is retried.
@@ -236,8 +239,14 @@ mod tests {
 
     #[test]
     fn sources_of_lists_exactly_the_allowed_moves() {
-        assert_eq!(DeploymentStatus::sources_of(Failed), [Queued, Building, Publishing]);
-        assert_eq!(DeploymentStatus::sources_of(Live), [Publishing, Superseded, RolledBack]);
+        assert_eq!(
+            DeploymentStatus::sources_of(Failed),
+            [Queued, Building, Publishing]
+        );
+        assert_eq!(
+            DeploymentStatus::sources_of(Live),
+            [Publishing, Superseded, RolledBack]
+        );
         assert_eq!(DeploymentStatus::sources_of(Queued), []);
     }
 

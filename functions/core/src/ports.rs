@@ -235,6 +235,9 @@ pub trait StateStore: Send + Sync {
 pub enum KvsError {
     #[error("value for {key:?} is {len} bytes; the limit is 1024")]
     ValueTooLarge { key: String, len: usize },
+    /// Another writer changed the store between each read of its version and our write.
+    #[error("the key-value store changed under every write of {key:?} ({attempts} attempts)")]
+    Conflict { key: String, attempts: u32 },
     #[error("key-value store unavailable: {0}")]
     Unavailable(#[source] BoxError),
 }

@@ -238,7 +238,10 @@ impl LocalTasks {
     async fn fail_in_flight(&self, request: DeployRequest, error: &str, cause: &str) {
         // Usually MarkFailed already ran inside the execution; then there is nothing to do.
         let state = &self.pipeline.state;
-        match state.get_deployment(&request.site, &request.deployment_id).await {
+        match state
+            .get_deployment(&request.site, &request.deployment_id)
+            .await
+        {
             Ok(deployment) if deployment.status.is_in_flight() => {}
             _ => return,
         }

@@ -1,0 +1,682 @@
+//! The DynamoDB state store against moto, on a table made by `create_table` (one per test),
+//! with the semantics the embedded SQLite store's tests pin down.
+//!
+//! moto 5.1 runs TransactWriteItems without isolation from concurrent requests (its server
+//! is threaded): it checks and applies the items one by one with no lock, so two transactions
+//! both pass `attribute_not_exists(live_deployment)`, and on cancellation it restores a copy of
+//! the whole table taken when it started, wiping writes other requests committed meanwhile.
+//! DynamoDB isolates transactions from every other write. So the harness hands moto one
+//! request at a time ([`OneAtATime`]): concurrent callers still interleave request by request,
+//! which is the race the store's conditions must win. (moto also ignores the
+//! `ClientRequestToken` the SDK puts on every transaction, so a retried transaction that had
+//! committed would apply twice there; DynamoDB answers the retry without applying it again.)
+
+mod support;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::StalledStreamProtectionConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use futures::StreamExt;
+use slipway_aws::dynamodb::{create_table, DynamoError, DynamoState, GSI1, TTL_ATTRIBUTE};
+use slipway_core::model::{
+    Deployment, DeploymentStatus, ObjectLocation, RecordedError, RoutingFlags, Site,
+};
+use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::ports::{ActivateOutcome, Bucket, DeploymentPatch, StateError, StateStore};
+use time::OffsetDateTime;
+
+/// An HTTP client that sends one request at a time (see the module documentation).
+#[derive(Debug, Clone, Default)]
+struct OneAtATime {
+    http: reqwest::Client,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn connector_error(e: impl std::error::Error + Send + Sync + 'static) -> ConnectorError {
+    ConnectorError::io(Box::new(e))
+}
+
+impl OneAtATime {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        let _turn = self.turn.lock().await;
+        let method =
+            reqwest::Method::from_bytes(request.method().as_bytes()).map_err(connector_error)?;
+        let mut outgoing = self.http.request(method, request.uri());
+        for (name, value) in request.headers() {
+            // reqwest sets these from the URL and the body.
+            if !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length") {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        let body = request.body().bytes().unwrap_or_default().to_vec();
+        let answer = outgoing.body(body).send().await.map_err(connector_error)?;
+        let status = StatusCode::try_from(answer.status().as_u16()).map_err(connector_error)?;
+        let headers = answer.headers().clone();
+        let bytes = answer.bytes().await.map_err(connector_error)?;
+        let mut response = HttpResponse::new(status, SdkBody::from(bytes));
+        for (name, value) in &headers {
+            if let Ok(value) = value.to_str() {
+                response
+                    .headers_mut()
+                    .insert(name.as_str().to_owned(), value.to_owned());
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl HttpConnector for OneAtATime {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let this = self.clone();
+        HttpConnectorFuture::new(async move { this.send(request).await })
+    }
+}
+
+impl HttpClient for OneAtATime {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+struct Harness {
+    store: DynamoState,
+    raw: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+async fn harness() -> Harness {
+    let config = support::sdk_config(&support::moto_url());
+    let raw = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .http_client(OneAtATime::default())
+            // The connector never streams the request body, and a request waiting for its
+            // turn would look like a stalled upload and be retried.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .build(),
+    );
+    let table = support::unique("slipway-state");
+    create_table(&raw, &table)
+        .await
+        .expect("create the table in moto");
+    Harness {
+        store: DynamoState::new(raw.clone(), &table),
+        raw,
+        table,
+    }
+}
+
+fn name(raw: &str) -> SiteName {
+    SiteName::parse(raw).unwrap()
+}
+
+fn site(raw: &str) -> Site {
+    Site {
+        name: name(raw),
+        routing: RoutingFlags {
+            spa: true,
+            clean_urls: false,
+        },
+        retain: 10,
+        created_at: OffsetDateTime::now_utc(),
+        live_deployment: None,
+    }
+}
+
+fn deployment(site: &str) -> Deployment {
+    let id = DeploymentId::generate();
+    let source = ObjectLocation {
+        bucket: Bucket::Source,
+        key: format!("uploads/{site}/{id}.zip"),
+    };
+    Deployment::queued(id, name(site), source, false, OffsetDateTime::now_utc())
+}
+
+async fn publish(store: &DynamoState, d: &Deployment) {
+    for to in [DeploymentStatus::Building, DeploymentStatus::Publishing] {
+        store
+            .transition(&d.site, &d.id, to, DeploymentPatch::default())
+            .await
+            .unwrap();
+    }
+}
+
+async fn status(store: &DynamoState, d: &Deployment) -> DeploymentStatus {
+    store.get_deployment(&d.site, &d.id).await.unwrap().status
+}
+
+#[tokio::test]
+async fn the_table_has_the_documented_shape_and_ttl() {
+    let h = harness().await;
+    let described = h
+        .raw
+        .describe_table()
+        .table_name(&h.table)
+        .send()
+        .await
+        .unwrap();
+    let table = described.table().unwrap();
+    let keys: Vec<_> = table
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    assert_eq!(keys, [("PK", "HASH"), ("SK", "RANGE")]);
+    let gsi = &table.global_secondary_indexes()[0];
+    assert_eq!(gsi.index_name(), Some(GSI1));
+    let ttl = h
+        .raw
+        .describe_time_to_live()
+        .table_name(&h.table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some(TTL_ATTRIBUTE));
+
+    // The items carry the documented keys and typed attributes.
+    h.store.create_site(&site("docs")).await.unwrap();
+    let d = deployment("docs");
+    h.store.create_deployment(&d).await.unwrap();
+    let item = h
+        .raw
+        .get_item()
+        .table_name(&h.table)
+        .key("PK", AttributeValue::S("SITE#docs".into()))
+        .key("SK", AttributeValue::S(format!("DEP#{}", d.id)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the deployment item");
+    assert_eq!(item["GSI1PK"], AttributeValue::S(format!("DEP#{}", d.id)));
+    assert_eq!(item["status"], AttributeValue::S("queued".into()));
+    assert_eq!(item["prebuilt"], AttributeValue::Bool(false));
+    assert!(
+        matches!(&item["source"], AttributeValue::M(m) if m["bucket"] == AttributeValue::S("source".into()))
+    );
+    assert!(!item.contains_key("activated_at"), "None is no attribute");
+}
+
+#[tokio::test]
+async fn sites_are_unique_and_listed_by_name() {
+    let h = harness().await;
+    let docs = site("docs");
+    h.store.create_site(&docs).await.unwrap();
+    assert!(matches!(
+        h.store.create_site(&site("docs")).await,
+        Err(StateError::SiteExists(n)) if n == docs.name
+    ));
+    h.store.create_site(&site("api")).await.unwrap();
+    let listed = h.store.list_sites().await.unwrap();
+    let names: Vec<_> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["api", "docs"]);
+    assert_eq!(h.store.get_site(&docs.name).await.unwrap(), docs);
+    assert!(matches!(
+        h.store.get_site(&name("nope")).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn deployments_need_their_site_and_round_trip_exactly() {
+    let h = harness().await;
+    let orphan = deployment("nosite");
+    assert!(matches!(
+        h.store.create_deployment(&orphan).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    h.store.create_site(&site("docs")).await.unwrap();
+    let d = deployment("docs");
+    h.store.create_deployment(&d).await.unwrap();
+    assert_eq!(h.store.get_deployment(&d.site, &d.id).await.unwrap(), d);
+    assert_eq!(h.store.find_deployment(&d.id).await.unwrap(), d);
+    match h.store.create_deployment(&d).await {
+        Err(StateError::Unavailable(e)) => assert!(matches!(
+            e.downcast_ref::<DynamoError>(),
+            Some(DynamoError::DeploymentExists(id)) if *id == d.id
+        )),
+        other => panic!("a second create must be refused, got {other:?}"),
+    }
+    let unknown = DeploymentId::generate();
+    assert!(matches!(
+        h.store.find_deployment(&unknown).await,
+        Err(StateError::DeploymentNotFound(id)) if id == unknown
+    ));
+    assert!(matches!(
+        h.store.get_deployment(&d.site, &unknown).await,
+        Err(StateError::DeploymentNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn transitions_are_conditional_on_the_lifecycle() {
+    let h = harness().await;
+    h.store.create_site(&site("docs")).await.unwrap();
+    let d = deployment("docs");
+    h.store.create_deployment(&d).await.unwrap();
+    let err = h
+        .store
+        .transition(
+            &d.site,
+            &d.id,
+            DeploymentStatus::Live,
+            DeploymentPatch::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StateError::InvalidTransition {
+            from: DeploymentStatus::Queued,
+            to: DeploymentStatus::Live,
+            ..
+        }
+    ));
+    let moved = h
+        .store
+        .transition(
+            &d.site,
+            &d.id,
+            DeploymentStatus::Building,
+            DeploymentPatch {
+                built: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(moved.built);
+    assert_eq!(moved.status, DeploymentStatus::Building);
+    assert!(moved.updated_at > d.updated_at);
+
+    // Every patch field lands, and what transition returns is what is stored.
+    let patch = DeploymentPatch {
+        built: None,
+        routing: Some(RoutingFlags {
+            spa: true,
+            clean_urls: true,
+        }),
+        error: Some(RecordedError {
+            name: "BuildFailed".into(),
+            cause: "npm ci exited 1".into(),
+        }),
+        file_count: Some(42),
+        bytes: Some(u64::MAX),
+    };
+    let failed = h
+        .store
+        .transition(&d.site, &d.id, DeploymentStatus::Failed, patch)
+        .await
+        .unwrap();
+    assert!(failed.built, "an unset patch field keeps its value");
+    assert!(failed.routing.spa && failed.routing.clean_urls);
+    assert_eq!(failed.error.as_ref().unwrap().name, "BuildFailed");
+    assert_eq!(
+        (failed.file_count, failed.bytes),
+        (Some(42), Some(u64::MAX))
+    );
+    assert_eq!(failed.activated_at, None);
+    assert_eq!(
+        h.store.get_deployment(&d.site, &d.id).await.unwrap(),
+        failed
+    );
+
+    // A failed deployment cannot fail again, and nothing moves back to queued: both are
+    // named with the stored status.
+    for to in [DeploymentStatus::Failed, DeploymentStatus::Queued] {
+        assert!(matches!(
+            h.store.transition(&d.site, &d.id, to, DeploymentPatch::default()).await,
+            Err(StateError::InvalidTransition { id, from: DeploymentStatus::Failed, to: t }) if id == d.id && t == to
+        ));
+    }
+    assert!(matches!(
+        h.store.get_deployment(&name("other"), &d.id).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    let unknown = DeploymentId::generate();
+    assert!(matches!(
+        h.store
+            .transition(&d.site, &unknown, DeploymentStatus::Building, DeploymentPatch::default())
+            .await,
+        Err(StateError::DeploymentNotFound(id)) if id == unknown
+    ));
+}
+
+#[tokio::test]
+async fn activate_supersedes_the_previous_and_never_moves_backwards() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    let older = deployment("docs");
+    let newer = deployment("docs");
+    let newest = deployment("docs");
+    for d in [&older, &newer, &newest] {
+        store.create_deployment(d).await.unwrap();
+        publish(store, d).await;
+    }
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        store.activate(&newer.site, &newer.id, now).await.unwrap(),
+        ActivateOutcome::Activated { previous: None }
+    );
+    // The slower, older deploy finishes later: it must not replace the newer one.
+    assert_eq!(
+        store.activate(&older.site, &older.id, now).await.unwrap(),
+        ActivateOutcome::Superseded { newer: newer.id }
+    );
+    assert_eq!(
+        store.activate(&newer.site, &newer.id, now).await.unwrap(),
+        ActivateOutcome::AlreadyLive
+    );
+    // Superseded without ever being live: activating it again is refused, not a panic.
+    assert!(matches!(
+        store.activate(&older.site, &older.id, now).await,
+        Err(StateError::InvalidTransition {
+            from: DeploymentStatus::Superseded,
+            to: DeploymentStatus::Superseded,
+            ..
+        })
+    ));
+    assert_eq!(
+        store.activate(&newest.site, &newest.id, now).await.unwrap(),
+        ActivateOutcome::Activated {
+            previous: Some(newer.id)
+        }
+    );
+    let listed = store.list_deployments(&older.site).await.unwrap();
+    let statuses: Vec<_> = listed.iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            DeploymentStatus::Live,
+            DeploymentStatus::Superseded,
+            DeploymentStatus::Superseded
+        ]
+    );
+    assert_eq!(listed[0].activated_at, Some(now));
+    assert_eq!(listed[2].activated_at, None, "older was never live");
+    assert_eq!(
+        store.get_site(&newer.site).await.unwrap().live_deployment,
+        Some(newest.id)
+    );
+
+    let later = now + time::Duration::seconds(1);
+    let back = store
+        .roll_back(&newer.site, &newer.id, later)
+        .await
+        .unwrap();
+    assert_eq!(back.status, DeploymentStatus::Live);
+    assert_eq!(back.activated_at, Some(later));
+    assert_eq!(
+        store.get_deployment(&newer.site, &newer.id).await.unwrap(),
+        back
+    );
+    assert_eq!(status(store, &newest).await, DeploymentStatus::RolledBack);
+    assert_eq!(
+        store.get_site(&newer.site).await.unwrap().live_deployment,
+        Some(newer.id)
+    );
+    // Rolling back to what is live already is a named refusal.
+    assert!(matches!(
+        store.roll_back(&newer.site, &newer.id, later).await,
+        Err(StateError::InvalidTransition {
+            from: DeploymentStatus::Live,
+            ..
+        })
+    ));
+    // Roll forward again to the rolled-back one.
+    store
+        .roll_back(&newest.site, &newest.id, later)
+        .await
+        .unwrap();
+    assert_eq!(status(store, &newer).await, DeploymentStatus::RolledBack);
+    assert_eq!(status(store, &newest).await, DeploymentStatus::Live);
+}
+
+#[tokio::test]
+async fn concurrent_activations_leave_exactly_the_newest_live() {
+    let h = harness().await;
+    let store = &h.store;
+    for round in 0..8 {
+        let site_name = format!("race{round}");
+        store.create_site(&site(&site_name)).await.unwrap();
+        let older = deployment(&site_name);
+        let newer = deployment(&site_name);
+        for d in [&older, &newer] {
+            store.create_deployment(d).await.unwrap();
+            publish(store, d).await;
+        }
+        let now = OffsetDateTime::now_utc();
+        // Alternate who asks first.
+        let (older_outcome, newer_outcome) = if round % 2 == 0 {
+            tokio::join!(
+                store.activate(&older.site, &older.id, now),
+                store.activate(&newer.site, &newer.id, now)
+            )
+        } else {
+            let (n, o) = tokio::join!(
+                store.activate(&newer.site, &newer.id, now),
+                store.activate(&older.site, &older.id, now)
+            );
+            (o, n)
+        };
+        let (o, n) = (older_outcome.unwrap(), newer_outcome.unwrap());
+        // Either order of commits is fine; both end with the newer one live.
+        match (&o, &n) {
+            (
+                ActivateOutcome::Superseded { newer: id },
+                ActivateOutcome::Activated { previous: None },
+            ) => {
+                assert_eq!(*id, newer.id)
+            }
+            (
+                ActivateOutcome::Activated { previous: None },
+                ActivateOutcome::Activated { previous: Some(id) },
+            ) => {
+                assert_eq!(*id, older.id)
+            }
+            _ => panic!("round {round}: older {o:?}, newer {n:?}"),
+        }
+        assert_eq!(
+            status(store, &newer).await,
+            DeploymentStatus::Live,
+            "round {round}"
+        );
+        assert_eq!(
+            status(store, &older).await,
+            DeploymentStatus::Superseded,
+            "round {round}"
+        );
+        assert_eq!(
+            store.get_site(&newer.site).await.unwrap().live_deployment,
+            Some(newer.id)
+        );
+        let live = store
+            .list_deployments(&newer.site)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.status == DeploymentStatus::Live)
+            .count();
+        assert_eq!(live, 1);
+    }
+}
+
+#[tokio::test]
+async fn live_and_in_flight_deployments_cannot_be_deleted() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    let old = deployment("docs");
+    let live = deployment("docs");
+    let queued = deployment("docs");
+    for d in [&old, &live, &queued] {
+        store.create_deployment(d).await.unwrap();
+    }
+    for d in [&old, &live] {
+        publish(store, d).await;
+        store
+            .activate(&d.site, &d.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    }
+    for d in [&live, &queued] {
+        assert!(matches!(
+            store.delete_deployment(&d.site, &d.id).await,
+            Err(StateError::InUse { id, .. }) if id == d.id
+        ));
+        assert!(store.get_deployment(&d.site, &d.id).await.is_ok());
+    }
+
+    // A superseded one goes, with its build log.
+    store
+        .append_log(&old.id, &["npm ci".into(), "done".into()])
+        .await
+        .unwrap();
+    store.delete_deployment(&old.site, &old.id).await.unwrap();
+    assert!(matches!(
+        store.get_deployment(&old.site, &old.id).await,
+        Err(StateError::DeploymentNotFound(_))
+    ));
+    assert!(matches!(
+        store.find_deployment(&old.id).await,
+        Err(StateError::DeploymentNotFound(_))
+    ));
+    assert!(store.read_log(&old.id, 0).await.unwrap().is_empty());
+    let leftover = h
+        .raw
+        .query()
+        .table_name(&h.table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("LOG#{}", old.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(leftover.count(), 0, "the log counter goes too");
+    assert!(matches!(
+        store.delete_deployment(&old.site, &old.id).await,
+        Err(StateError::DeploymentNotFound(_))
+    ));
+    assert_eq!(store.list_deployments(&live.site).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn logs_append_in_order_and_read_incrementally() {
+    let h = harness().await;
+    let store = h.store.clone().with_page_limit(40);
+    let id = DeploymentId::generate();
+    store
+        .append_log(&id, &["one".into(), "two".into()])
+        .await
+        .unwrap();
+    store.append_log(&id, &["three".into()]).await.unwrap();
+    let all = store.read_log(&id, 0).await.unwrap();
+    assert_eq!(
+        all.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["one", "two", "three"]
+    );
+    assert_eq!(all.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let rest = store.read_log(&id, all[1].seq).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].line, "three");
+    assert!(store.read_log(&id, u64::MAX).await.unwrap().is_empty());
+
+    // A batch larger than one transaction keeps numbering without gaps, across pages.
+    let batch: Vec<String> = (0..250).map(|i| format!("line {i}")).collect();
+    store.append_log(&id, &batch).await.unwrap();
+    let all = store.read_log(&id, 0).await.unwrap();
+    assert_eq!(all.len(), 253);
+    assert!(all.iter().zip(1..).all(|(l, seq)| l.seq == seq));
+    assert_eq!(all[252].line, "line 249");
+    let tail = store.read_log(&id, 250).await.unwrap();
+    assert_eq!(
+        tail.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["line 247", "line 248", "line 249"]
+    );
+
+    // Two writers at once: every line lands exactly once.
+    let other = DeploymentId::generate();
+    let writers = (0..4).map(|w| {
+        let store = store.clone();
+        async move {
+            let lines: Vec<String> = (0..30).map(|i| format!("w{w} {i}")).collect();
+            store.append_log(&other, &lines).await
+        }
+    });
+    for result in futures::future::join_all(writers).await {
+        result.unwrap();
+    }
+    let lines = store.read_log(&other, 0).await.unwrap();
+    assert_eq!(lines.len(), 120);
+    assert!(lines.iter().zip(1..).all(|(l, seq)| l.seq == seq));
+    let mut texts: Vec<_> = lines.iter().map(|l| l.line.clone()).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 120);
+}
+
+#[tokio::test]
+async fn deployments_list_newest_first_across_pages() {
+    let h = harness().await;
+    let store = h.store.clone().with_page_limit(25);
+    store.create_site(&site("docs")).await.unwrap();
+    store.create_site(&site("other")).await.unwrap();
+    let created: Vec<Deployment> = (0..120).map(|_| deployment("docs")).collect();
+    let stranger = deployment("other");
+    store.create_deployment(&stranger).await.unwrap();
+    futures::stream::iter(created.iter())
+        .map(|d| store.create_deployment(d))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let listed = store.list_deployments(&name("docs")).await.unwrap();
+    let expected: Vec<_> = created.iter().rev().map(|d| d.id).collect();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), expected);
+    assert_eq!(listed[0], created[119]);
+    assert_eq!(
+        store.list_deployments(&name("other")).await.unwrap(),
+        [stranger]
+    );
+    assert!(matches!(
+        store.list_deployments(&name("nope")).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    // Sites list through the index with the same small pages.
+    for i in 0..30 {
+        store.create_site(&site(&format!("s{i:02}"))).await.unwrap();
+    }
+    assert_eq!(store.list_sites().await.unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_unavailable_not_a_panic() {
+    let config = support::sdk_config(&support::moto_url());
+    let store = DynamoState::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        support::unique("no-such-table"),
+    );
+    assert!(matches!(
+        store.get_site(&name("docs")).await,
+        Err(StateError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.list_sites().await,
+        Err(StateError::Unavailable(_))
+    ));
+}

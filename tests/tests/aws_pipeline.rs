@@ -1,0 +1,340 @@
+//! A prebuilt deploy through the real step handlers on the AWS adapters — S3 on s3s-fs (which
+//! checks SigV4), state on moto's DynamoDB, routes on the KVS test server (which checks
+//! SigV4A) — driven by the same ASL interpreter as `slipway dev`. It must end exactly where
+//! `slipway dev` ends for the same zip: the same objects with the same headers, the same
+//! record, the same route, and the same rewritten path at the edge.
+//!
+//! The emulators are started by `tests/run-all.sh`, which exports their URLs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use bytes::Bytes;
+use slipway_aws::dynamodb::{self, DynamoState};
+use slipway_aws::kvs::{self, KvsRoutes};
+use slipway_aws::kvs_test_server::KvsTestServer;
+use slipway_aws::s3::{self, S3Objects};
+use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site};
+use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta};
+use slipway_core::routing::production_host;
+use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
+use slipway_core::trigger::{on_source_object, SourceEvent, TriggerOutcome};
+use slipway_core::zipsafe::ZipLimits;
+use slipway_local::builder::LocalBuilder;
+use slipway_local::edge::{router_source, EdgeConfig, EdgeRequest, EdgeRouter, RouterOutcome};
+use slipway_local::objects::FsObjectStore;
+use slipway_local::sqlite::SqliteState;
+use slipway_local::workflow::LocalWorkflow;
+use slipway_tests::noise;
+use time::OffsetDateTime;
+
+const ACCESS_KEY: &str = "slipwaytest";
+const SECRET_KEY: &str = "slipwaytestsecret";
+const SITE: &str = "docs";
+const DOMAIN: &str = "example.test";
+
+fn endpoint(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run this test through `bash tests/run-all.sh`, which starts the emulators")
+    })
+}
+
+fn sdk_config(url: &str) -> SdkConfig {
+    let credentials =
+        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "slipway-tests");
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+        )
+        .endpoint_url(url)
+        .retry_config(slipway_aws::config::retry_config())
+        .build()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// The zip both runtimes deploy: pages, a fingerprinted asset, a binary file, a file large
+/// enough to stream, a nested folder page, and SPA routing from slipway.toml.
+fn site_zip() -> Vec<u8> {
+    use std::io::Write;
+    let big = noise(6 * 1024 * 1024, 7);
+    let png = noise(3000, 11);
+    let files: Vec<(&str, &[u8])> = vec![
+        ("slipway.toml", b"spa = true\n"),
+        ("index.html", b"<!doctype html><h1>docs</h1>"),
+        ("guide/index.html", b"<h1>guide</h1>"),
+        ("assets/app.3f9a1c2b.js", b"console.log('app')"),
+        ("styles.css", b"body{margin:0}"),
+        ("logo.png", &png),
+        ("video/intro.bin", &big),
+    ];
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        writer
+            .start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(content).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// What a deploy left behind, with the deployment id taken out so two runs compare.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    /// Path under the deployment prefix → (content type, cache control, bytes).
+    objects: BTreeMap<String, (String, Option<String>, Vec<u8>)>,
+    record: (
+        DeploymentStatus,
+        bool,
+        bool,
+        RoutingFlags,
+        Option<u64>,
+        Option<u64>,
+        String,
+    ),
+    route: Option<String>,
+    /// Request path → the path the router sends to the bucket.
+    rewrites: BTreeMap<&'static str, String>,
+}
+
+/// Runs one prebuilt deploy of `zip` on `pipeline` through the source trigger and the
+/// deploy-site definition, and reads back everything it produced.
+async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
+    let site = SiteName::parse(SITE).unwrap();
+    pipeline
+        .state
+        .create_site(&Site {
+            name: site.clone(),
+            routing: RoutingFlags::default(),
+            retain: Site::DEFAULT_RETAIN,
+            created_at: OffsetDateTime::now_utc(),
+            live_deployment: None,
+        })
+        .await
+        .unwrap();
+    let id = DeploymentId::generate();
+    let key = format!("uploads/{site}/{id}.zip");
+    let meta = ObjectMeta {
+        content_type: "application/zip".into(),
+        cache_control: None,
+    };
+    let stored = pipeline
+        .objects
+        .put(
+            Bucket::Source,
+            &key,
+            ObjectBody::Bytes(Bytes::from(zip)),
+            &meta,
+        )
+        .await
+        .unwrap();
+    let source = ObjectLocation {
+        bucket: Bucket::Source,
+        key: key.clone(),
+    };
+    let deployment = Deployment::queued(id, site.clone(), source, true, OffsetDateTime::now_utc());
+    pipeline.state.create_deployment(&deployment).await.unwrap();
+
+    let executions = SqliteState::open(&scratch.join("executions.db")).unwrap();
+    let builder = Arc::new(LocalBuilder::new(
+        pipeline.objects.clone(),
+        pipeline.state.clone(),
+        scratch.join("builds"),
+    ));
+    let workflow = LocalWorkflow::new(pipeline.clone(), builder, executions).unwrap();
+    let event = SourceEvent {
+        key,
+        version: stored.etag,
+        event_time: OffsetDateTime::now_utc(),
+    };
+    let started = on_source_object(&*pipeline.state, &workflow, &event)
+        .await
+        .unwrap();
+    assert!(
+        matches!(started, TriggerOutcome::Started { .. }),
+        "{started:?}"
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let record = loop {
+        let record = pipeline.state.get_deployment(&site, &id).await.unwrap();
+        if record.status.is_terminal() || tokio::time::Instant::now() > deadline {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(record.status, DeploymentStatus::Live, "{record:?}");
+
+    let id_text = id.to_string();
+    let prefix = format!("{site}/{id}/");
+    let mut objects = BTreeMap::new();
+    for info in pipeline
+        .objects
+        .list(Bucket::Hosting, &prefix)
+        .await
+        .unwrap()
+    {
+        let head = pipeline
+            .objects
+            .head(Bucket::Hosting, &info.key)
+            .await
+            .unwrap()
+            .unwrap();
+        let bytes = pipeline
+            .objects
+            .get_range(Bucket::Hosting, &info.key, 0..head.size)
+            .await
+            .unwrap();
+        let path = info.key.strip_prefix(&prefix).unwrap().to_owned();
+        objects.insert(
+            path,
+            (
+                head.meta.content_type,
+                head.meta.cache_control,
+                bytes.to_vec(),
+            ),
+        );
+    }
+    let host = production_host(&site, DOMAIN);
+    let route = pipeline
+        .kvs
+        .get(&host)
+        .await
+        .unwrap()
+        .map(|v| v.replace(&id_text, "{id}"));
+
+    let router = EdgeRouter::start(
+        router_source(),
+        pipeline.kvs.clone(),
+        &EdgeConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut rewrites = BTreeMap::new();
+    for path in [
+        "/",
+        "/guide/",
+        "/app/deep/link",
+        "/assets/app.3f9a1c2b.js",
+        "/%2e%2e/secret",
+    ] {
+        let uri: http::Uri = path.parse().unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, host.parse().unwrap());
+        let request = EdgeRequest::from_http(&http::Method::GET, &uri, &headers);
+        let viewer = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let rewritten = match router.route(&request, viewer).await.unwrap() {
+            RouterOutcome::Forward(forwarded) => forwarded.uri.replace(&id_text, "{id}"),
+            RouterOutcome::Respond(response) => format!("response {}", response.status_code),
+        };
+        rewrites.insert(path, rewritten);
+    }
+    Outcome {
+        objects,
+        record: (
+            record.status,
+            record.prebuilt,
+            record.built,
+            record.routing,
+            record.file_count,
+            record.bytes,
+            record.target,
+        ),
+        route,
+        rewrites,
+    }
+}
+
+fn config(buckets: BucketNames) -> PipelineConfig {
+    PipelineConfig {
+        edge_domain: DOMAIN.into(),
+        buckets,
+        zip_limits: ZipLimits::default(),
+        publish_concurrency: 16,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
+    let zip = site_zip();
+    let scratch = tempfile::tempdir().unwrap();
+
+    // slipway dev's embedded stores.
+    let local_state = SqliteState::open(&scratch.path().join("state.db")).unwrap();
+    let local_objects = Arc::new(FsObjectStore::new(scratch.path().join("objects")).unwrap());
+    let local = Pipeline {
+        objects: local_objects,
+        state: Arc::new(local_state.clone()),
+        kvs: Arc::new(local_state),
+        config: config(slipway_local::dev::local_buckets()),
+    };
+    std::fs::create_dir_all(scratch.path().join("local")).unwrap();
+    let expected = deploy(local, &scratch.path().join("local"), zip.clone()).await;
+
+    // The AWS adapters against the emulators.
+    let s3s = sdk_config(&endpoint("SLIPWAY_TEST_S3S_URL"));
+    let moto = sdk_config(&endpoint("SLIPWAY_TEST_MOTO_URL"));
+    let kvs_server = KvsTestServer::start(ACCESS_KEY, SECRET_KEY).await.unwrap();
+    let buckets = BucketNames {
+        source: unique("source"),
+        artifacts: unique("artifacts"),
+        hosting: unique("hosting"),
+    };
+    let s3_client = s3::client(&s3s);
+    for name in [&buckets.source, &buckets.artifacts, &buckets.hosting] {
+        s3::create_bucket(&s3_client, name).await.unwrap();
+    }
+    let table = unique("slipway");
+    let dynamo_client = dynamodb::client(&moto);
+    dynamodb::create_table(&dynamo_client, &table)
+        .await
+        .unwrap();
+    let kvs_client = kvs::client_for_endpoint(&moto, kvs_server.url());
+    let aws = Pipeline {
+        objects: Arc::new(S3Objects::new(s3_client, buckets.clone())),
+        state: Arc::new(DynamoState::new(dynamo_client, table)),
+        kvs: Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone())),
+        config: config(buckets),
+    };
+    std::fs::create_dir_all(scratch.path().join("aws")).unwrap();
+    let actual = deploy(aws, &scratch.path().join("aws"), zip).await;
+
+    assert_eq!(
+        actual.objects.keys().collect::<Vec<_>>(),
+        expected.objects.keys().collect::<Vec<_>>()
+    );
+    for (path, (content_type, cache_control, bytes)) in &expected.objects {
+        let (aws_type, aws_cache, aws_bytes) = &actual.objects[path];
+        assert_eq!(
+            (aws_type, aws_cache),
+            (content_type, cache_control),
+            "{path}"
+        );
+        assert!(
+            aws_bytes == bytes,
+            "{path}: {} vs {} bytes",
+            aws_bytes.len(),
+            bytes.len()
+        );
+    }
+    assert_eq!(actual.record, expected.record);
+    assert_eq!(actual.route, expected.route);
+    assert_eq!(actual.route.as_deref(), Some("docs/{id};s"));
+    assert_eq!(actual.rewrites, expected.rewrites);
+    assert_eq!(actual.rewrites["/app/deep/link"], "/docs/{id}/index.html");
+    assert_eq!(actual.rewrites["/%2e%2e/secret"], "response 400");
+    assert!(!expected.objects.contains_key("slipway.toml"));
+}
