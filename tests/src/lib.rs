@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The workspace's target directory (`CARGO_TARGET_DIR` when set).
+pub fn workspace_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
 /// The `slipway` binary of this workspace (built by `cargo build --bins` before the tests).
 pub fn slipway_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug").join("slipway");
+    let bin = workspace_target().join("debug").join("slipway");
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build --bins` first (tests/run-all.sh does)",
@@ -107,6 +111,34 @@ impl Dev {
                 describe(&out)
             )
         })
+    }
+
+    /// The record of deployment `id` in `slipway deployments SITE --json`.
+    pub fn deployment(&self, site: &str, id: &str) -> Value {
+        let listed = self.slipway_json(&["deployments", site]);
+        listed
+            .as_array()
+            .expect("deployments --json prints an array")
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("deployment {id} is not listed: {listed}"))
+            .clone()
+    }
+
+    /// The build log's lines for deployment `id` (`slipway logs ID --json`).
+    pub fn log_lines(&self, id: &str) -> Vec<String> {
+        let logs = self.slipway_json(&["logs", id]);
+        logs["lines"]
+            .as_array()
+            .unwrap_or_else(|| panic!("logs --json has no lines: {logs}"))
+            .iter()
+            .map(|l| {
+                l["line"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a log line without text: {l}"))
+                    .to_owned()
+            })
+            .collect()
     }
 
     /// GET `path` on `site` through the edge, as a browser at `http://{site}.localhost:{port}` would.
@@ -236,8 +268,9 @@ pub fn site_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// A zip of `files`, written to `path`.
-pub fn write_zip(path: &Path, files: &[(&str, &[u8])]) {
+/// A zip of `files`, entries in the given order and named as given (unchecked, so tests can
+/// build hostile archives).
+pub fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, content) in files {
         writer
@@ -245,5 +278,10 @@ pub fn write_zip(path: &Path, files: &[(&str, &[u8])]) {
             .unwrap();
         writer.write_all(content).unwrap();
     }
-    std::fs::write(path, writer.finish().unwrap().into_inner()).unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+/// A zip of `files` (see [`zip_bytes`]), written to `path`.
+pub fn write_zip(path: &Path, files: &[(&str, &[u8])]) {
+    std::fs::write(path, zip_bytes(files)).unwrap();
 }

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use bytes::Bytes;
 use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsRoutes};
@@ -30,49 +29,23 @@ use slipway_local::edge::{router_source, EdgeConfig, EdgeRequest, EdgeRouter, Ro
 use slipway_local::objects::FsObjectStore;
 use slipway_local::sqlite::SqliteState;
 use slipway_local::workflow::LocalWorkflow;
-use slipway_tests::noise;
+use slipway_tests::{noise, zip_bytes};
 use time::OffsetDateTime;
 
-const ACCESS_KEY: &str = "slipwaytest";
-const SECRET_KEY: &str = "slipwaytestsecret";
+// The adapter tests' emulator set-up (URLs, test credentials, unique names), shared as is.
+#[path = "../../functions/aws/tests/support/mod.rs"]
+mod support;
+use support::{moto_url, s3s_url, sdk_config, unique, ACCESS_KEY, SECRET_KEY};
+
 const SITE: &str = "docs";
 const DOMAIN: &str = "example.test";
-
-fn endpoint(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run this test through `bash tests/run-all.sh`, which starts the emulators")
-    })
-}
-
-fn sdk_config(url: &str) -> SdkConfig {
-    let credentials =
-        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "slipway-tests");
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
-        )
-        .endpoint_url(url)
-        .retry_config(slipway_aws::config::retry_config())
-        .build()
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{nanos:x}", std::process::id())
-}
 
 /// The zip both runtimes deploy: pages, a fingerprinted asset, a binary file, a file large
 /// enough to stream, a nested folder page, and SPA routing from slipway.toml.
 fn site_zip() -> Vec<u8> {
-    use std::io::Write;
     let big = noise(6 * 1024 * 1024, 7);
     let png = noise(3000, 11);
-    let files: Vec<(&str, &[u8])> = vec![
+    zip_bytes(&[
         ("slipway.toml", b"spa = true\n"),
         ("index.html", b"<!doctype html><h1>docs</h1>"),
         ("guide/index.html", b"<h1>guide</h1>"),
@@ -80,15 +53,7 @@ fn site_zip() -> Vec<u8> {
         ("styles.css", b"body{margin:0}"),
         ("logo.png", &png),
         ("video/intro.bin", &big),
-    ];
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, content) in files {
-        writer
-            .start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(content).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
+    ])
 }
 
 /// What a deploy left behind, with the deployment id taken out so two runs compare.
@@ -285,8 +250,8 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
     let expected = deploy(local, &scratch.path().join("local"), zip.clone()).await;
 
     // The AWS adapters against the emulators.
-    let s3s = sdk_config(&endpoint("SLIPWAY_TEST_S3S_URL"));
-    let moto = sdk_config(&endpoint("SLIPWAY_TEST_MOTO_URL"));
+    let s3s = sdk_config(&s3s_url());
+    let moto = sdk_config(&moto_url());
     let kvs_server = KvsTestServer::start(ACCESS_KEY, SECRET_KEY).await.unwrap();
     let buckets = BucketNames {
         source: unique("source"),

@@ -37,14 +37,7 @@ fn expect_failed(dev: &Dev, zip: &Path, name: &str, cause_contains: &str) {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", describe(&out)));
     assert_eq!(outcome["status"], "failed", "{}", describe(&out));
     let id = outcome["deployment_id"].as_str().unwrap();
-    let listed = dev.slipway_json(&["deployments", "docs"]);
-    let record = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap()
-        .clone();
+    let record = dev.deployment("docs", id);
     assert_eq!(record["error"]["name"], name, "{record}");
     let cause = record["error"]["cause"].as_str().unwrap();
     assert!(

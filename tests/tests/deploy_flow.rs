@@ -114,13 +114,7 @@ fn builds_run_the_buildspec_and_failures_keep_their_log() {
         "{}",
         page.text()
     );
-    let logs = dev.slipway_json(&["logs", id]);
-    let lines: Vec<&str> = logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
+    let lines = dev.log_lines(id);
     assert!(
         lines.iter().any(|l| l.contains("building built")),
         "{lines:?}"
@@ -145,21 +139,13 @@ fn builds_run_the_buildspec_and_failures_keep_their_log() {
     let outcome: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
     assert_eq!(outcome["status"], "failed");
     let failed_id = outcome["deployment_id"].as_str().unwrap();
-    let record = dev.slipway_json(&["deployments", "built"]);
-    let failed_record = record
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == failed_id)
-        .unwrap();
+    let failed_record = dev.deployment("built", failed_id);
     let cause = failed_record["error"]["cause"].as_str().unwrap();
     assert!(cause.contains("exit"), "{cause}");
-    let log = dev.slipway_json(&["logs", failed_id]);
-    assert!(log["lines"]
-        .as_array()
-        .unwrap()
+    assert!(dev
+        .log_lines(failed_id)
         .iter()
-        .any(|l| l["line"].as_str().unwrap().contains("about to fail")));
+        .any(|l| l.contains("about to fail")));
     assert!(
         dev.get("built", "/")
             .text()
@@ -239,14 +225,7 @@ fn one_state_directory_serves_one_dev_server_and_abandoned_uploads_expire() {
     dev.stop();
 
     let dev = Dev::start_in(&state, &[]);
-    let listed = dev.slipway_json(&["deployments", "docs"]);
-    let record = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == abandoned.as_str())
-        .unwrap()
-        .clone();
+    let record = dev.deployment("docs", &abandoned);
     assert_eq!(record["status"], "failed", "{record}");
     assert_eq!(record["error"]["name"], "UploadExpired", "{record}");
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use slipway_tests::{describe, Dev};
+use slipway_tests::{describe, workspace_target, Dev};
 
 /// The published package served as a site; pinned so its file list and bytes are fixed.
 const SWAGGER_UI_DIST: &str = "swagger-ui-dist@5.35.0";
@@ -36,12 +36,6 @@ fn require_npm() {
         found,
         "these tests need `npm` on PATH and the npm registry: install Node.js 20.19+ with npm"
     );
-}
-
-fn workspace_target() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// The unpacked package, fetched once with `npm pack` into `target/test-fixtures/` and reused.
@@ -126,18 +120,6 @@ fn attribute_values(html: &str, attribute: &str) -> Vec<String> {
         .collect()
 }
 
-/// The record of deployment `id` in `slipway deployments SITE --json`.
-fn deployment_record(dev: &Dev, site: &str, id: &str) -> Value {
-    let listed = dev.slipway_json(&["deployments", site]);
-    listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap_or_else(|| panic!("deployment {id} is not listed: {listed}"))
-        .clone()
-}
-
 #[test]
 fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
     let package = swagger_ui_dist();
@@ -171,7 +153,7 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
     );
     assert_eq!(live["status"], "live", "{live}");
     let live_id = live["deployment_id"].as_str().unwrap().to_owned();
-    let record = deployment_record(&dev, "swagger", &live_id);
+    let record = dev.deployment("swagger", &live_id);
     assert_eq!(record["prebuilt"], true, "{record}");
     assert_eq!(
         record["built"], false,
@@ -261,7 +243,7 @@ fn a_published_npm_package_serves_byte_for_byte_with_the_right_headers() {
         .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", describe(&out)));
     assert_eq!(outcome["status"], "failed", "{}", describe(&out));
     let failed_id = outcome["deployment_id"].as_str().unwrap();
-    let failed = deployment_record(&dev, "swagger", failed_id);
+    let failed = dev.deployment("swagger", failed_id);
     assert_eq!(failed["error"]["name"], "BuildConfigInvalid", "{failed}");
     let cause = failed["error"]["cause"].as_str().unwrap();
     assert!(cause.contains("no \"build\" script"), "{cause}");
@@ -336,7 +318,7 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
     eprintln!("built and deployed {release:?} in {:?}", started.elapsed());
     assert_eq!(out["status"], "live", "{out}");
     let id = out["deployment_id"].as_str().unwrap().to_owned();
-    let record = deployment_record(dev, "spa", &id);
+    let record = dev.deployment("spa", &id);
     assert_eq!(record["built"], true, "{record}");
     assert_eq!(record["spa"], true, "Vite was detected: {record}");
 
@@ -415,16 +397,6 @@ fn deploy_spa(dev: &Dev, release: &str) -> SpaVersion {
     }
 }
 
-/// The build log's lines for deployment `id`.
-fn log_lines(dev: &Dev, id: &str) -> Vec<String> {
-    dev.slipway_json(&["logs", id])["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
     require_npm();
@@ -440,7 +412,7 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
         assert_eq!(served.status, 200, "{asset}");
         assert_eq!(served.cache_control.as_deref(), Some(IMMUTABLE), "{asset}");
     }
-    let log = log_lines(&dev, &one.id);
+    let log = dev.log_lines(&one.id);
     for needle in ["npm ci", "vite build", "built in"] {
         assert!(
             log.iter().any(|l| l.contains(needle)),
@@ -461,7 +433,8 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
         old.status, 404,
         "version one's bundle is not part of version two"
     );
-    assert!(log_lines(&dev, &two.id)
+    assert!(dev
+        .log_lines(&two.id)
         .iter()
         .any(|l| l.contains("built in")));
     // Version two's hashes have no digit (`index-FYUYwCTc.js`): recognised through the
@@ -503,6 +476,6 @@ fn a_vite_spa_is_detected_built_served_with_client_routes_and_rolled_back() {
         "the rolled-back version keeps SPA routing"
     );
 
-    assert_eq!(deployment_record(&dev, "spa", &one.id)["status"], "live");
-    assert_ne!(deployment_record(&dev, "spa", &two.id)["status"], "live");
+    assert_eq!(dev.deployment("spa", &one.id)["status"], "live");
+    assert_ne!(dev.deployment("spa", &two.id)["status"], "live");
 }

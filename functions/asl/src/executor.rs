@@ -288,6 +288,31 @@ impl Run<'_> {
         )
     }
 
+    /// Builds the context object and applies the state's `InputPath`, as every state but
+    /// Fail does on entry; returns `(context, selected input)`.
+    fn enter(
+        &self,
+        entered: Entered<'_>,
+        retry_count: u32,
+        input_path: &OptionalPath,
+        raw_input: &Value,
+    ) -> Result<(Value, Value), ExecutionFailure> {
+        let context = self.context(entered, retry_count);
+        let selected = self.apply_path(entered, input_path, raw_input, &context)?;
+        Ok((context, selected))
+    }
+
+    /// [`select`], failing the execution with `States.Runtime` when the path finds nothing.
+    fn apply_path(
+        &self,
+        entered: Entered<'_>,
+        path: &OptionalPath,
+        input: &Value,
+        context: &Value,
+    ) -> Result<Value, ExecutionFailure> {
+        select(path, input, context).map_err(|e| self.runtime_error(entered, e))
+    }
+
     async fn task(
         &mut self,
         entered: Entered<'_>,
@@ -297,13 +322,8 @@ impl Run<'_> {
         let mut attempts = vec![0u64; task.retriers.len()];
         let mut retry_count = 0u32;
         loop {
-            let context = self.context(entered, retry_count);
-            let scope = Scope {
-                input: &raw_input,
-                context: &context,
-            };
-            let selected =
-                select(&task.input_path, scope).map_err(|e| self.runtime_error(entered, e))?;
+            let (context, selected) =
+                self.enter(entered, retry_count, &task.input_path, &raw_input)?;
             let selected_scope = Scope {
                 input: &selected,
                 context: &context,
@@ -361,15 +381,7 @@ impl Run<'_> {
                         .and_then(|result| {
                             place_result(&task.result_path, raw_input.clone(), result)
                         })
-                        .and_then(|combined| {
-                            select(
-                                &task.output_path,
-                                Scope {
-                                    input: &combined,
-                                    context: &context,
-                                },
-                            )
-                        })
+                        .and_then(|combined| select(&task.output_path, &combined, &context))
                         .map_err(|e| self.runtime_error(entered, e))?;
                     return Ok(step(&task.transition, output));
                 }
@@ -421,29 +433,14 @@ impl Run<'_> {
         pass: &PassState,
         raw_input: Value,
     ) -> Result<Step, ExecutionFailure> {
-        let context = self.context(entered, 0);
-        let output = select(
-            &pass.input_path,
-            Scope {
-                input: &raw_input,
-                context: &context,
-            },
-        )
-        .and_then(|selected| render(&pass.parameters, &selected, &context))
-        .and_then(|effective| {
-            let result = pass.result.clone().unwrap_or(effective);
-            place_result(&pass.result_path, raw_input.clone(), result)
-        })
-        .and_then(|combined| {
-            select(
-                &pass.output_path,
-                Scope {
-                    input: &combined,
-                    context: &context,
-                },
-            )
-        })
-        .map_err(|e| self.runtime_error(entered, e))?;
+        let (context, selected) = self.enter(entered, 0, &pass.input_path, &raw_input)?;
+        let output = render(&pass.parameters, &selected, &context)
+            .and_then(|effective| {
+                let result = pass.result.clone().unwrap_or(effective);
+                place_result(&pass.result_path, raw_input, result)
+            })
+            .and_then(|combined| select(&pass.output_path, &combined, &context))
+            .map_err(|e| self.runtime_error(entered, e))?;
         Ok(step(&pass.transition, output))
     }
 
@@ -453,15 +450,7 @@ impl Run<'_> {
         choice: &ChoiceState,
         raw_input: Value,
     ) -> Result<Step, ExecutionFailure> {
-        let context = self.context(entered, 0);
-        let selected = select(
-            &choice.input_path,
-            Scope {
-                input: &raw_input,
-                context: &context,
-            },
-        )
-        .map_err(|e| self.runtime_error(entered, e))?;
+        let (context, selected) = self.enter(entered, 0, &choice.input_path, &raw_input)?;
         let scope = Scope {
             input: &selected,
             context: &context,
@@ -486,8 +475,7 @@ impl Run<'_> {
                 ),
             )
         })?;
-        let output =
-            select(&choice.output_path, scope).map_err(|e| self.runtime_error(entered, e))?;
+        let output = self.apply_path(entered, &choice.output_path, &selected, &context)?;
         Ok(Step::Next(next.clone(), output))
     }
 
@@ -497,15 +485,7 @@ impl Run<'_> {
         wait: &WaitState,
         raw_input: Value,
     ) -> Result<Step, ExecutionFailure> {
-        let context = self.context(entered, 0);
-        let selected = select(
-            &wait.input_path,
-            Scope {
-                input: &raw_input,
-                context: &context,
-            },
-        )
-        .map_err(|e| self.runtime_error(entered, e))?;
+        let (context, selected) = self.enter(entered, 0, &wait.input_path, &raw_input)?;
         let scope = Scope {
             input: &selected,
             context: &context,
@@ -546,8 +526,7 @@ impl Run<'_> {
             "waiting"
         );
         tokio::time::sleep(delay).await;
-        let output =
-            select(&wait.output_path, scope).map_err(|e| self.runtime_error(entered, e))?;
+        let output = self.apply_path(entered, &wait.output_path, &selected, &context)?;
         Ok(step(&wait.transition, output))
     }
 
@@ -557,24 +536,8 @@ impl Run<'_> {
         succeed: &SucceedState,
         raw_input: Value,
     ) -> Result<Step, ExecutionFailure> {
-        let context = self.context(entered, 0);
-        let output = select(
-            &succeed.input_path,
-            Scope {
-                input: &raw_input,
-                context: &context,
-            },
-        )
-        .and_then(|selected| {
-            select(
-                &succeed.output_path,
-                Scope {
-                    input: &selected,
-                    context: &context,
-                },
-            )
-        })
-        .map_err(|e| self.runtime_error(entered, e))?;
+        let (context, selected) = self.enter(entered, 0, &succeed.input_path, &raw_input)?;
+        let output = self.apply_path(entered, &succeed.output_path, &selected, &context)?;
         Ok(Step::End(output))
     }
 
@@ -620,15 +583,17 @@ fn step(transition: &Transition, output: Value) -> Step {
 }
 
 /// Applies an `InputPath` or `OutputPath`; `null` yields `{}`.
-fn select(path: &OptionalPath, scope: Scope<'_>) -> Result<Value, EvalError> {
+fn select(path: &OptionalPath, input: &Value, context: &Value) -> Result<Value, EvalError> {
     match path {
         None => Ok(Value::Object(Map::new())),
-        Some(path) => path.select(scope).cloned().ok_or_else(|| {
-            EvalError::new(format!(
-                "Invalid path '{path}': No results for path '{path}' in the input '{}'",
-                scope.input
-            ))
-        }),
+        Some(path) => path
+            .select(Scope { input, context })
+            .cloned()
+            .ok_or_else(|| {
+                EvalError::new(format!(
+                    "Invalid path '{path}': No results for path '{path}' in the input '{input}'"
+                ))
+            }),
     }
 }
 
