@@ -582,6 +582,44 @@ impl DynamoState {
         }
     }
 
+    /// A conditional update of one item, as a transaction member.
+    fn update_item(
+        &self,
+        key: Item,
+        p: &Placeholders,
+        update: String,
+        condition: String,
+    ) -> Result<TransactWriteItem, StateError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names())
+            .set_expression_attribute_values(p.values())
+            .build()
+            .map_err(build_failed)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A condition on one item that the transaction writes nothing to.
+    fn check_item(
+        &self,
+        key: Item,
+        p: &Placeholders,
+        condition: String,
+    ) -> Result<TransactWriteItem, StateError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names())
+            .set_expression_attribute_values(p.values())
+            .build()
+            .map_err(build_failed)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
     /// An update of `current`'s item to `to`, conditioned on it being unchanged since read.
     fn move_item(
         &self,
@@ -593,16 +631,7 @@ impl DynamoState {
         let update = p.set(move_fields(to, now)?);
         let condition = p.unchanged(current);
         let d = &current.deployment;
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(deployment_key(&d.site, &d.id)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.names())
-            .set_expression_attribute_values(p.values())
-            .build()
-            .map_err(build_failed)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        self.update_item(deployment_key(&d.site, &d.id), &p, update, condition)
     }
 
     /// A check that `current`'s item is unchanged since read.
@@ -610,15 +639,7 @@ impl DynamoState {
         let mut p = Placeholders::default();
         let condition = p.unchanged(current);
         let d = &current.deployment;
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(deployment_key(&d.site, &d.id)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.names())
-            .set_expression_attribute_values(p.values())
-            .build()
-            .map_err(build_failed)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
+        self.check_item(deployment_key(&d.site, &d.id), &p, condition)
     }
 
     /// Points the site at `to`, conditioned on it still pointing where it did when read.
@@ -631,16 +652,7 @@ impl DynamoState {
         let mut p = Placeholders::default();
         let update = p.set(vec![(LIVE_DEPLOYMENT.to_owned(), s(to.to_string()))]);
         let condition = format!("{} AND {}", p.exists(), p.live_is(read));
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(site_key(site)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.names())
-            .set_expression_attribute_values(p.values())
-            .build()
-            .map_err(build_failed)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        self.update_item(site_key(site), &p, update, condition)
     }
 
     /// A check that the site still points at `live`.
@@ -651,15 +663,7 @@ impl DynamoState {
     ) -> Result<TransactWriteItem, StateError> {
         let mut p = Placeholders::default();
         let condition = p.live_is(Some(live));
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(site_key(site)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(p.names())
-            .set_expression_attribute_values(p.values())
-            .build()
-            .map_err(build_failed)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
+        self.check_item(site_key(site), &p, condition)
     }
 
     fn contended(operation: &'static str) -> StateError {
@@ -694,16 +698,7 @@ impl DynamoState {
                 Some(last) => format!("{} = {}", p.name(LAST_SEQ), p.value(s_number(last))),
                 None => p.not_exists(),
             };
-            let counter = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(log_counter_key(id)))
-                .update_expression(update)
-                .condition_expression(condition)
-                .set_expression_attribute_names(p.names())
-                .set_expression_attribute_values(p.values())
-                .build()
-                .map_err(build_failed)?;
-            let mut items = vec![TransactWriteItem::builder().update(counter).build()];
+            let mut items = vec![self.update_item(log_counter_key(id), &p, update, condition)?];
             let at = OffsetDateTime::now_utc();
             for (seq, line) in (first..).zip(lines) {
                 let mut item = to_item(&LogLine {
@@ -868,13 +863,7 @@ impl StateStore for DynamoState {
     async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError> {
         let mut site_check = Placeholders::default();
         let site_condition = site_check.exists();
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(site_key(&deployment.site)))
-            .condition_expression(site_condition)
-            .set_expression_attribute_names(site_check.names())
-            .build()
-            .map_err(build_failed)?;
+        let check = self.check_item(site_key(&deployment.site), &site_check, site_condition)?;
         let mut fresh = Placeholders::default();
         let fresh_condition = fresh.not_exists();
         let put = Put::builder()
@@ -884,10 +873,7 @@ impl StateStore for DynamoState {
             .set_expression_attribute_names(fresh.names())
             .build()
             .map_err(build_failed)?;
-        let items = vec![
-            TransactWriteItem::builder().condition_check(check).build(),
-            TransactWriteItem::builder().put(put).build(),
-        ];
+        let items = vec![check, TransactWriteItem::builder().put(put).build()];
         for attempt in 1..=MAX_ATTEMPTS {
             if self.transact(items.clone()).await? {
                 return Ok(());
@@ -1143,19 +1129,9 @@ impl StateStore for DynamoState {
                 "attribute_not_exists({live}) OR {live} <> {}",
                 p.value(s(id.to_string()))
             );
-            let not_routed = ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(site_key(site)))
-                .condition_expression(condition)
-                .set_expression_attribute_names(p.names())
-                .set_expression_attribute_values(p.values())
-                .build()
-                .map_err(build_failed)?;
             let items = vec![
                 TransactWriteItem::builder().delete(delete).build(),
-                TransactWriteItem::builder()
-                    .condition_check(not_routed)
-                    .build(),
+                self.check_item(site_key(site), &p, condition)?,
             ];
             if self.transact(items).await? {
                 return Ok(());

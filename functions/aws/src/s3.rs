@@ -387,15 +387,9 @@ impl S3Objects {
                 let Some(key) = object.key() else {
                     return Err(missing("ListObjectsV2", "Key"));
                 };
-                let size = object
-                    .size()
-                    .and_then(|s| u64::try_from(s).ok())
-                    .ok_or_else(|| {
-                        ObjectStoreError::Unavailable(Box::new(S3Error::BadSize(key.to_owned())))
-                    })?;
                 infos.push(ObjectInfo {
                     key: key.to_owned(),
-                    size,
+                    size: size_of(key, object.size())?,
                     etag: unquote(object.e_tag().unwrap_or_default()),
                     meta: listed_meta(),
                 });
@@ -676,12 +670,9 @@ fn info_of(
     content_type: Option<&str>,
     cache_control: Option<&str>,
 ) -> Result<ObjectInfo, ObjectStoreError> {
-    let size = content_length
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| ObjectStoreError::Unavailable(Box::new(S3Error::BadSize(key.to_owned()))))?;
     Ok(ObjectInfo {
         key: key.to_owned(),
-        size,
+        size: size_of(key, content_length)?,
         etag: unquote(e_tag.unwrap_or_default()),
         meta: ObjectMeta {
             // S3 always stores a content type; this default is S3's own.
@@ -689,6 +680,12 @@ fn info_of(
             cache_control: cache_control.map(str::to_owned),
         },
     })
+}
+
+/// A size S3 reported; never negative or absent on a well-formed answer.
+fn size_of(key: &str, size: Option<i64>) -> Result<u64, ObjectStoreError> {
+    size.and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| ObjectStoreError::Unavailable(Box::new(S3Error::BadSize(key.to_owned()))))
 }
 
 fn etag_of(e_tag: Option<&str>, operation: &'static str) -> Result<String, ObjectStoreError> {

@@ -153,6 +153,24 @@ async fn publish(store: &DynamoState, d: &Deployment) {
     }
 }
 
+/// Creates the site and `N` deployments of it, oldest first, the first `published` of them
+/// moved on to publishing.
+async fn site_with<const N: usize>(
+    store: &DynamoState,
+    site_name: &str,
+    published: usize,
+) -> [Deployment; N] {
+    store.create_site(&site(site_name)).await.unwrap();
+    let created: [Deployment; N] = std::array::from_fn(|_| deployment(site_name));
+    for (i, d) in created.iter().enumerate() {
+        store.create_deployment(d).await.unwrap();
+        if i < published {
+            publish(store, d).await;
+        }
+    }
+    created
+}
+
 async fn status(store: &DynamoState, d: &Deployment) -> DeploymentStatus {
     store.get_deployment(&d.site, &d.id).await.unwrap().status
 }
@@ -359,14 +377,7 @@ async fn transitions_are_conditional_on_the_lifecycle() {
 async fn activate_supersedes_the_previous_and_never_moves_backwards() {
     let h = harness().await;
     let store = &h.store;
-    store.create_site(&site("docs")).await.unwrap();
-    let older = deployment("docs");
-    let newer = deployment("docs");
-    let newest = deployment("docs");
-    for d in [&older, &newer, &newest] {
-        store.create_deployment(d).await.unwrap();
-        publish(store, d).await;
-    }
+    let [older, newer, newest] = site_with(store, "docs", 3).await;
     let now = OffsetDateTime::now_utc();
     assert_eq!(
         store.activate(&newer.site, &newer.id, now).await.unwrap(),
@@ -451,14 +462,7 @@ async fn concurrent_activations_leave_exactly_the_newest_live() {
     let h = harness().await;
     let store = &h.store;
     for round in 0..8 {
-        let site_name = format!("race{round}");
-        store.create_site(&site(&site_name)).await.unwrap();
-        let older = deployment(&site_name);
-        let newer = deployment(&site_name);
-        for d in [&older, &newer] {
-            store.create_deployment(d).await.unwrap();
-            publish(store, d).await;
-        }
+        let [older, newer] = site_with(store, &format!("race{round}"), 2).await;
         let now = OffsetDateTime::now_utc();
         // Alternate who asks first.
         let (older_outcome, newer_outcome) = if round % 2 == 0 {
@@ -519,15 +523,8 @@ async fn concurrent_activations_leave_exactly_the_newest_live() {
 async fn live_and_in_flight_deployments_cannot_be_deleted() {
     let h = harness().await;
     let store = &h.store;
-    store.create_site(&site("docs")).await.unwrap();
-    let old = deployment("docs");
-    let live = deployment("docs");
-    let queued = deployment("docs");
-    for d in [&old, &live, &queued] {
-        store.create_deployment(d).await.unwrap();
-    }
+    let [old, live, queued] = site_with(store, "docs", 2).await;
     for d in [&old, &live] {
-        publish(store, d).await;
         store
             .activate(&d.site, &d.id, OffsetDateTime::now_utc())
             .await

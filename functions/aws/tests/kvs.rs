@@ -6,6 +6,10 @@ mod support;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
+use aws_sdk_cloudfrontkeyvaluestore::error::SdkError;
+use aws_sdk_cloudfrontkeyvaluestore::operation::describe_key_value_store::DescribeKeyValueStoreError;
+use aws_sdk_cloudfrontkeyvaluestore::operation::get_key::GetKeyError;
+use aws_sdk_cloudfrontkeyvaluestore::operation::put_key::PutKeyError;
 use aws_sdk_cloudfrontkeyvaluestore::Client;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::{v4, v4a};
@@ -180,6 +184,14 @@ async fn a_value_over_1_kb_is_rejected_before_any_call() {
     assert_eq!(routes.get(HOST).await.unwrap(), Some(longest));
 }
 
+/// Asserts that a call failed with the service error `is` recognises.
+fn assert_service_error<E: std::fmt::Debug, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+    is: impl FnOnce(&E) -> bool,
+) {
+    assert!(err.as_service_error().is_some_and(is), "{err:?}");
+}
+
 /// The server side of the protocol, through the SDK's own error mapping.
 #[tokio::test]
 async fn the_server_speaks_the_services_errors() {
@@ -220,12 +232,7 @@ async fn the_server_speaks_the_services_errors() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        stale
-            .as_service_error()
-            .is_some_and(|e| e.is_conflict_exception()),
-        "{stale:?}"
-    );
+    assert_service_error(&stale, PutKeyError::is_conflict_exception);
 
     let missing = client
         .get_key()
@@ -234,12 +241,7 @@ async fn the_server_speaks_the_services_errors() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        missing
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{missing:?}"
-    );
+    assert_service_error(&missing, GetKeyError::is_resource_not_found_exception);
 
     let too_long = client
         .put_key()
@@ -250,12 +252,7 @@ async fn the_server_speaks_the_services_errors() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        too_long
-            .as_service_error()
-            .is_some_and(|e| e.is_validation_exception()),
-        "{too_long:?}"
-    );
+    assert_service_error(&too_long, PutKeyError::is_validation_exception);
 
     let other_store = client
         .describe_key_value_store()
@@ -263,11 +260,9 @@ async fn the_server_speaks_the_services_errors() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        other_store
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_not_found_exception()),
-        "{other_store:?}"
+    assert_service_error(
+        &other_store,
+        DescribeKeyValueStoreError::is_resource_not_found_exception,
     );
     assert_eq!(
         server.entries().get(HOST).map(String::as_str),
