@@ -112,7 +112,7 @@ fn into_core_request(
 
 /// JSON goes back as text; anything that is not UTF-8 as binary (API Gateway base64-encodes it).
 fn into_lambda_response(response: Response<Bytes>) -> Response<Body> {
-    response.map(|bytes| match String::from_utf8(bytes.to_vec()) {
+    response.map(|bytes| match String::from_utf8(Vec::from(bytes)) {
         Ok(text) => Body::Text(text),
         Err(not_text) => Body::Binary(not_text.into_bytes()),
     })

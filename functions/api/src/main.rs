@@ -11,10 +11,7 @@ use slipway_lambda::config::ApiSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    slipway_lambda::logging::init();
-    let settings = ApiSettings::from_env()
-        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let sdk = slipway_aws::config::load(None).await;
+    let (settings, sdk) = slipway_lambda::cold_start(ApiSettings::from_env).await?;
     let AwsPipeline { pipeline, objects } = AwsPipeline::new(&sdk, &settings.pipeline);
     let api = ControlPlane::new(
         pipeline,

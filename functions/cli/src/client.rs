@@ -133,6 +133,8 @@ pub enum ClientError {
     },
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
+    #[error("the API token is not a valid HTTP header value")]
+    Token,
 }
 
 impl ClientError {
@@ -143,6 +145,7 @@ impl ClientError {
             ClientError::Unreachable { .. } => "api_unreachable",
             ClientError::UnexpectedStatus { .. } | ClientError::Decode { .. } => "bad_response",
             ClientError::UploadTarget(_) => "bad_upload_target",
+            ClientError::Token => "bad_token",
             ClientError::Transport { .. }
             | ClientError::ReadUpload { .. }
             | ClientError::Build(_) => "transport",
@@ -166,7 +169,8 @@ impl ClientError {
             ClientError::Decode { .. }
             | ClientError::UploadTarget(_)
             | ClientError::ReadUpload { .. }
-            | ClientError::Build(_) => false,
+            | ClientError::Build(_)
+            | ClientError::Token => false,
         }
     }
 }
@@ -221,7 +225,8 @@ const API_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ApiClient {
     http: reqwest::Client,
     endpoint: Endpoint,
-    token: Option<String>,
+    /// `Bearer {token}`, checked once here rather than on every request.
+    authorization: Option<HeaderValue>,
 }
 
 impl ApiClient {
@@ -231,10 +236,18 @@ impl ApiClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(ClientError::Build)?;
+        let authorization = token
+            .map(|token| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| ClientError::Token)?;
+                value.set_sensitive(true);
+                Ok(value)
+            })
+            .transpose()?;
         Ok(Self {
             http,
             endpoint,
-            token,
+            authorization,
         })
     }
 
@@ -243,12 +256,11 @@ impl ApiClient {
     }
 
     pub async fn list_sites(&self) -> Result<Vec<SiteView>, ClientError> {
-        self.call(Method::GET, "/sites", None::<&()>).await
+        self.get("/sites").await
     }
 
     pub async fn get_site(&self, site: &SiteName) -> Result<SiteView, ClientError> {
-        self.call(Method::GET, &format!("/sites/{site}"), None::<&()>)
-            .await
+        self.get(&format!("/sites/{site}")).await
     }
 
     pub async fn create_deployment(
@@ -269,22 +281,19 @@ impl ApiClient {
         site: &SiteName,
         id: &DeploymentId,
     ) -> Result<DeploymentView, ClientError> {
-        let path = format!("/sites/{site}/deployments/{id}");
-        self.call(Method::GET, &path, None::<&()>).await
+        self.get(&format!("/sites/{site}/deployments/{id}")).await
     }
 
     /// A deployment by id alone, whatever its site.
     pub async fn find_deployment(&self, id: &DeploymentId) -> Result<DeploymentView, ClientError> {
-        self.call(Method::GET, &format!("/deployments/{id}"), None::<&()>)
-            .await
+        self.get(&format!("/deployments/{id}")).await
     }
 
     pub async fn list_deployments(
         &self,
         site: &SiteName,
     ) -> Result<Vec<DeploymentView>, ClientError> {
-        let path = format!("/sites/{site}/deployments");
-        self.call(Method::GET, &path, None::<&()>).await
+        self.get(&format!("/sites/{site}/deployments")).await
     }
 
     pub async fn rollback(
@@ -298,8 +307,8 @@ impl ApiClient {
 
     /// Log lines with a sequence number greater than `after`.
     pub async fn logs(&self, id: &DeploymentId, after: u64) -> Result<LogsResponse, ClientError> {
-        let path = format!("/deployments/{id}/logs?after={after}");
-        self.call(Method::GET, &path, None::<&()>).await
+        self.get(&format!("/deployments/{id}/logs?after={after}"))
+            .await
     }
 
     /// Streams the file at `path` (`len` bytes) to the upload target, calling `sent` with the
@@ -325,12 +334,9 @@ impl ApiClient {
                 .map_err(|_| ClientError::UploadTarget("a header value is invalid"))?;
             headers.insert(name, value);
         }
-        if let Some(token) = &self.token {
+        if let Some(bearer) = &self.authorization {
             if self.endpoint.same_origin(&url) && !headers.contains_key(AUTHORIZATION) {
-                let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    ClientError::UploadTarget("the token is not a valid header value")
-                })?;
-                headers.insert(AUTHORIZATION, bearer);
+                headers.insert(AUTHORIZATION, bearer.clone());
             }
         }
         // An explicit length keeps hyper from chunking the body; presigned S3 PUTs need it.
@@ -346,6 +352,11 @@ impl ApiClient {
 
         let url_text = url.to_string();
         tracing::debug!(%method, url = %url_text, bytes = len, "uploading source");
+        let transport = |source| ClientError::Transport {
+            method: method.clone(),
+            url: url_text.clone(),
+            source,
+        };
         let response = self
             .http
             .request(method.clone(), url)
@@ -353,24 +364,17 @@ impl ApiClient {
             .body(reqwest::Body::wrap_stream(body))
             .send()
             .await
-            .map_err(|source| ClientError::Transport {
-                method: method.clone(),
-                url: url_text.clone(),
-                source,
-            })?;
+            .map_err(transport)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Transport {
-                method: method.clone(),
-                url: url_text.clone(),
-                source,
-            })?;
+        let bytes = response.bytes().await.map_err(transport)?;
         Err(error_from_body(method, url_text, status, &bytes))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&()>).await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -381,8 +385,8 @@ impl ApiClient {
     ) -> Result<T, ClientError> {
         let url = self.endpoint.join(path);
         let mut request = self.http.request(method.clone(), &url).timeout(API_TIMEOUT);
-        if let Some(token) = &self.token {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(bearer) = &self.authorization {
+            request = request.header(AUTHORIZATION, bearer.clone());
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -684,6 +688,15 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("AccessDenied"));
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_sent_is_refused_before_any_request() {
+        let endpoint = Endpoint::parse("http://127.0.0.1:1").unwrap();
+        let err = ApiClient::new(endpoint, Some("two\nlines".to_owned())).unwrap_err();
+        assert!(matches!(err, ClientError::Token), "{err:?}");
+        assert_eq!(err.code(), "bad_token");
+        assert!(!err.is_transient());
     }
 
     #[test]

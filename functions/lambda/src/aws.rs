@@ -1,15 +1,22 @@
-//! The pipeline on the AWS adapters, built once per cold start from the SDK configuration.
+//! The pipeline on the AWS adapters, built once per cold start from the SDK configuration,
+//! and the cold start every function shares.
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use lambda_runtime::{service_fn, Error, IntoFunctionResponse, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsRoutes};
 use slipway_aws::s3::{self, S3Objects};
 use slipway_core::steps::{Pipeline, PipelineConfig};
 use slipway_core::zipsafe::ZipLimits;
 
-use crate::config::PipelineSettings;
+use crate::config::{ConfigError, PipelineSettings};
+use crate::failure::StepFailure;
 
 /// The step handlers' [`Pipeline`] on S3, DynamoDB and the KeyValueStore, plus the S3 adapter
 /// itself, which the API also uses for presigned upload URLs.
@@ -36,4 +43,35 @@ impl AwsPipeline {
         };
         Self { pipeline, objects }
     }
+}
+
+/// What every function does once per cold start: JSON logs first, then its settings (a bad
+/// one is logged, so the init failure says which) and the SDK configuration.
+pub async fn cold_start<T>(
+    settings: impl FnOnce() -> Result<T, ConfigError>,
+) -> Result<(T, SdkConfig), ConfigError> {
+    crate::logging::init();
+    let settings =
+        settings().inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
+    Ok((settings, slipway_aws::config::load(None).await))
+}
+
+/// The whole `main` of a step function: the cold start, then `handler` on the AWS pipeline
+/// for every invocation, under [`crate::run`].
+pub async fn serve_step<F, Fut, I, O, B, S, D, E>(handler: F) -> Result<(), Error>
+where
+    F: Fn(&'static Pipeline, LambdaEvent<I>) -> Fut,
+    Fut: Future<Output = Result<O, StepFailure>>,
+    I: DeserializeOwned,
+    O: IntoFunctionResponse<B, S>,
+    B: Serialize,
+    S: futures::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<Error> + Send + Debug,
+{
+    let (settings, sdk) = cold_start(PipelineSettings::from_env).await?;
+    // Built once and kept for the life of the process, which is the life of the function.
+    let pipeline: &'static Pipeline =
+        Box::leak(Box::new(AwsPipeline::new(&sdk, &settings).pipeline));
+    crate::run(service_fn(move |event| handler(pipeline, event))).await
 }

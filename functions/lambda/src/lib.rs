@@ -10,5 +10,6 @@ pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use aws::{cold_start, serve_step};
 pub use failure::{run_step, step_span, StepFailure};
 pub use runtime::run;

@@ -14,10 +14,7 @@ use slipway_lambda::config::TriggerSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    slipway_lambda::logging::init();
-    let settings = TriggerSettings::from_env()
-        .inspect_err(|error| tracing::error!(%error, "invalid configuration"))?;
-    let sdk = slipway_aws::config::load(None).await;
+    let (settings, sdk) = slipway_lambda::cold_start(TriggerSettings::from_env).await?;
     let deps = handler::TriggerDeps {
         source_bucket: settings.source_bucket,
         state: Arc::new(DynamoState::new(dynamodb::client(&sdk), settings.table)),
