@@ -124,24 +124,12 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Byt
     response
 }
 
+/// Like [`parse_required_json`], but an empty body means the defaults.
 fn parse_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
-    if body.len() > MAX_JSON_BODY {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request bodies are limited to {MAX_JSON_BODY} bytes"),
-        ));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.len() <= MAX_JSON_BODY && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("invalid JSON body: {e}"),
-        )
-    })
+    parse_required_json(body)
 }
 
 fn parse_required_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use slipway_core::build_plan::{parse_buildspec, Phase};
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::DeploymentId;
@@ -35,7 +34,7 @@ use slipway_core::ports::{
     BuildError, BuildReport, BuildRequest, Builder, ObjectBody, ObjectMeta, ObjectStore, StateStore,
 };
 use slipway_core::zipsafe::{self, ZipLimits};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -506,23 +505,20 @@ impl LocalBuilder {
             .await
             .map_err(io_error("reading the packed output's size"))?
             .len();
-        let (tx, chunks) = mpsc::channel(4);
-        let reader = tokio::spawn(send_chunks(file, tx));
+        let chunks = crate::objects::file_chunks(file, UPLOAD_CHUNK);
         let meta = ObjectMeta {
             content_type: "application/zip".to_owned(),
             cache_control: None,
         };
-        let put = self
-            .objects
+        self.objects
             .put(
                 artifact.bucket,
                 &artifact.key,
                 ObjectBody::Stream { len, chunks },
                 &meta,
             )
-            .await;
-        reader.abort();
-        put.map_err(|e| BuildError::Unavailable(Box::new(e)))?;
+            .await
+            .map_err(|e| BuildError::Unavailable(Box::new(e)))?;
         Ok((files, bytes))
     }
 }
@@ -562,25 +558,6 @@ async fn write_body(path: &Path, body: ObjectBody) -> Result<(), BuildError> {
     file.flush()
         .await
         .map_err(io_error("writing the source download"))
-}
-
-async fn send_chunks(mut file: tokio::fs::File, tx: mpsc::Sender<io::Result<Bytes>>) {
-    loop {
-        let mut buf = vec![0u8; UPLOAD_CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => return,
-            Ok(n) => {
-                buf.truncate(n);
-                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        }
-    }
 }
 
 /// `{root}/{base}` when it is a directory inside the source root (symlinks resolved).

@@ -99,6 +99,34 @@ fn unavailable(e: io::Error) -> ObjectStoreError {
     ObjectStoreError::Unavailable(Box::new(e))
 }
 
+/// Reads `file` in chunks of `chunk` bytes on a task of its own, for an [`ObjectBody::Stream`].
+/// The task stops at the end, at a read error (sent on), or when the receiver is dropped.
+pub(crate) fn file_chunks(
+    mut file: tokio::fs::File,
+    chunk: usize,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let mut buf = vec![0u8; chunk];
+            match file.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 async fn write_atomically(temp: &Path, dest: &Path, key: &str) -> Result<(), ObjectStoreError> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent).await.map_err(|e| {
@@ -230,32 +258,14 @@ impl ObjectStore for FsObjectStore {
         let Some(info) = self.read_info(bucket, key).await? else {
             return Ok(None);
         };
-        let mut file = match tokio::fs::File::open(self.data_path(bucket, key)?).await {
+        let file = match tokio::fs::File::open(self.data_path(bucket, key)?).await {
             Ok(file) => file,
             Err(e) if is_absent(&e) => return Ok(None),
             Err(e) => return Err(unavailable(e)),
         };
-        let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            loop {
-                let mut buf = vec![0u8; READ_CHUNK];
-                match file.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
-                }
-            }
-        });
         let len = info.size;
-        Ok(Some((info, ObjectBody::Stream { len, chunks: rx })))
+        let chunks = file_chunks(file, READ_CHUNK);
+        Ok(Some((info, ObjectBody::Stream { len, chunks })))
     }
 
     async fn list(

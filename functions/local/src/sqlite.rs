@@ -66,7 +66,6 @@ pub enum OpenError {
 pub struct ExecutionRecord {
     pub name: String,
     pub input: String,
-    pub status: String,
 }
 
 #[derive(Clone)]
@@ -125,17 +124,18 @@ fn load_deployment(conn: &Connection, id: &DeploymentId) -> Result<Deployment, S
     decode(&body.ok_or(StateError::DeploymentNotFound(*id))?)
 }
 
+/// A site and one of its deployments; a deployment of another site is not found.
 fn load_site_deployment(
     conn: &Connection,
     site: &SiteName,
     id: &DeploymentId,
-) -> Result<Deployment, StateError> {
-    load_site(conn, site)?;
+) -> Result<(Site, Deployment), StateError> {
+    let record = load_site(conn, site)?;
     let deployment = load_deployment(conn, id)?;
     if &deployment.site != site {
         return Err(StateError::DeploymentNotFound(*id));
     }
-    Ok(deployment)
+    Ok((record, deployment))
 }
 
 fn save_deployment(conn: &Connection, deployment: &Deployment) -> Result<(), StateError> {
@@ -246,11 +246,11 @@ impl SqliteState {
     pub async fn running_executions(&self) -> Result<Vec<ExecutionRecord>, StateError> {
         self.with_conn(|conn| {
             let mut stmt = conn
-                .prepare("SELECT name, input, status FROM executions WHERE status = 'RUNNING' ORDER BY started_at")
+                .prepare("SELECT name, input FROM executions WHERE status = 'RUNNING' ORDER BY started_at")
                 .map_err(unavailable)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok(ExecutionRecord { name: r.get(0)?, input: r.get(1)?, status: r.get(2)? })
+                    Ok(ExecutionRecord { name: r.get(0)?, input: r.get(1)? })
                 })
                 .map_err(unavailable)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
@@ -323,7 +323,7 @@ impl StateStore for SqliteState {
         id: &DeploymentId,
     ) -> Result<Deployment, StateError> {
         let (site, id) = (site.clone(), *id);
-        self.with_conn(move |conn| load_site_deployment(conn, &site, &id))
+        self.with_conn(move |conn| Ok(load_site_deployment(conn, &site, &id)?.1))
             .await
     }
 
@@ -361,7 +361,7 @@ impl StateStore for SqliteState {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let mut deployment = load_site_deployment(&tx, &site, &id)?;
+            let (_, mut deployment) = load_site_deployment(&tx, &site, &id)?;
             move_status(&mut deployment, to, OffsetDateTime::now_utc())?;
             let DeploymentPatch {
                 built,
@@ -403,8 +403,7 @@ impl StateStore for SqliteState {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let mut site = load_site(&tx, &site_name)?;
-            let mut deployment = load_site_deployment(&tx, &site_name, &id)?;
+            let (mut site, mut deployment) = load_site_deployment(&tx, &site_name, &id)?;
             if deployment.status == DeploymentStatus::Live {
                 return Ok(ActivateOutcome::AlreadyLive);
             }
@@ -453,8 +452,7 @@ impl StateStore for SqliteState {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let mut site = load_site(&tx, &site_name)?;
-            let mut target = load_site_deployment(&tx, &site_name, &to)?;
+            let (mut site, mut target) = load_site_deployment(&tx, &site_name, &to)?;
             move_status(&mut target, DeploymentStatus::Live, now)?;
             if let Some(live_id) = site.live_deployment.filter(|live| live != &to) {
                 let mut live = load_deployment(&tx, &live_id)?;
@@ -482,8 +480,8 @@ impl StateStore for SqliteState {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let deployment = load_site_deployment(&tx, &site, &id)?;
-            let routed = load_site(&tx, &site)?.live_deployment == Some(id);
+            let (record, deployment) = load_site_deployment(&tx, &site, &id)?;
+            let routed = record.live_deployment == Some(id);
             if routed
                 || !deployment.status.is_terminal()
                 || deployment.status == DeploymentStatus::Live
@@ -568,8 +566,9 @@ impl KeyValueStore for SqliteState {
     async fn get(&self, key: &str) -> Result<Option<String>, KvsError> {
         let key = key.to_owned();
         self.with_conn(move |conn| {
-            conn.query_row("SELECT value FROM kvs WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
+            // Every edge request looks its host up: keep the statement compiled.
+            conn.prepare_cached("SELECT value FROM kvs WHERE key = ?1")
+                .and_then(|mut stmt| stmt.query_row([key], |r| r.get(0)).optional())
                 .map_err(unavailable)
         })
         .await

@@ -42,6 +42,15 @@ fn function_arn(name: &str) -> String {
     format!("arn:aws:lambda:local:{ACCOUNT}:function:slipway-{name}")
 }
 
+/// The local function a task resource names (the inverse of [`function_arn`]), if any.
+fn local_function(resource: &str) -> Option<&'static str> {
+    let name = resource
+        .strip_prefix("arn:aws:lambda:local:")?
+        .strip_prefix(ACCOUNT)?
+        .strip_prefix(":function:slipway-")?;
+    FUNCTIONS.iter().map(|(_, n)| *n).find(|n| *n == name)
+}
+
 /// The DefinitionSubstitutions `slipway dev` uses (the SAM stack passes real ARNs).
 pub fn local_substitutions(artifacts_bucket: &str) -> BTreeMap<String, String> {
     let mut subs: BTreeMap<String, String> = FUNCTIONS
@@ -63,10 +72,7 @@ pub enum WorkflowSetupError {
 
 /// Whether `resource` (after substitution) is one the local workflow runs in process.
 pub fn is_local_resource(resource: &str) -> bool {
-    resource == CODEBUILD_SYNC
-        || FUNCTIONS
-            .iter()
-            .any(|(_, name)| function_arn(name) == resource)
+    resource == CODEBUILD_SYNC || local_function(resource).is_some()
 }
 
 /// StartBuild parameters the definition passed that the local builder cannot act on.
@@ -365,11 +371,7 @@ impl TaskInvoker for LocalTasks {
         if resource == CODEBUILD_SYNC {
             return self.start_build_sync(input).await;
         }
-        let function = FUNCTIONS
-            .iter()
-            .map(|(_, name)| *name)
-            .find(|name| function_arn(name) == resource);
-        match function {
+        match local_function(resource) {
             Some("prepare") => call(input, |i| steps::prepare(p, i)).await,
             Some("publish") => call(input, |i| steps::publish(p, i)).await,
             Some("activate") => call(input, |i| steps::activate(p, i)).await,

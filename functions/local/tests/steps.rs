@@ -6,15 +6,14 @@ use slipway_core::model::{DeploymentStatus, ObjectLocation};
 use slipway_core::names::DeploymentId;
 use slipway_core::ports::{Bucket, KeyValueStore, ObjectStore, StateStore};
 use slipway_core::steps::{
-    self, ActivateInput, ArtifactRef, CaughtError, MarkFailedInput, PrepareInput, PruneInput,
-    PublishInput,
+    self, ActivateInput, ArtifactRef, CaughtError, MarkFailedInput, PrepareInput, PrepareOutput,
+    PruneInput, PublishInput,
 };
 use support::{harness, site_name, zip_of, Harness};
 
 const INDEX: &[u8] = b"<!doctype html><title>hi</title>";
 
-fn prepare_input(h: &Harness, site: &str, id: DeploymentId, prebuilt: bool) -> PrepareInput {
-    let _ = h;
+fn prepare_input(site: &str, id: DeploymentId, prebuilt: bool) -> PrepareInput {
     PrepareInput {
         site: site_name(site),
         deployment_id: id,
@@ -26,24 +25,32 @@ fn prepare_input(h: &Harness, site: &str, id: DeploymentId, prebuilt: bool) -> P
     }
 }
 
+/// Publish's input for what Prepare decided, as the state machine passes it on.
+fn publish_input(site: &str, id: DeploymentId, prepared: &PrepareOutput) -> PublishInput {
+    PublishInput {
+        site: site_name(site),
+        deployment_id: id,
+        artifact: prepared.artifact.clone(),
+        framework: prepared.framework,
+    }
+}
+
+/// Runs Prepare and Publish for a prebuilt upload; returns what Prepare decided.
+async fn prepare_and_publish(h: &Harness, site: &str, id: DeploymentId) -> PrepareOutput {
+    let prepared = steps::prepare(&h.pipeline, prepare_input(site, id, true))
+        .await
+        .unwrap();
+    steps::publish(&h.pipeline, publish_input(site, id, &prepared))
+        .await
+        .unwrap();
+    prepared
+}
+
 /// Runs Prepare, Publish and Activate for a prebuilt upload, as the state machine would.
 async fn deploy(h: &Harness, site: &str, files: &[(&str, &[u8])]) -> DeploymentId {
     let name = site_name(site);
     let id = h.upload(&name, zip_of(files), true).await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input(h, site, id, true))
-        .await
-        .unwrap();
-    steps::publish(
-        &h.pipeline,
-        PublishInput {
-            site: name.clone(),
-            deployment_id: id,
-            artifact: prepared.artifact,
-            framework: prepared.framework,
-        },
-    )
-    .await
-    .unwrap();
+    prepare_and_publish(h, site, id).await;
     steps::activate(
         &h.pipeline,
         ActivateInput {
@@ -67,7 +74,7 @@ async fn prepare_publishes_plain_static_files_as_they_are() {
             false,
         )
         .await;
-    let out = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, false))
+    let out = steps::prepare(&h.pipeline, prepare_input("docs", id, false))
         .await
         .unwrap();
     assert!(!out.needs_build);
@@ -93,7 +100,7 @@ async fn prepare_builds_sources_with_a_package_json_and_detects_spa_routing() {
             false,
         )
         .await;
-    let out = steps::prepare(&h.pipeline, prepare_input(&h, "app", id, false))
+    let out = steps::prepare(&h.pipeline, prepare_input("app", id, false))
         .await
         .unwrap();
     assert!(out.needs_build);
@@ -119,7 +126,7 @@ async fn prepare_with_prebuilt_skips_the_build_even_with_a_package_json() {
             true,
         )
         .await;
-    let out = steps::prepare(&h.pipeline, prepare_input(&h, "app", id, true))
+    let out = steps::prepare(&h.pipeline, prepare_input("app", id, true))
         .await
         .unwrap();
     assert!(!out.needs_build);
@@ -140,7 +147,7 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
     ];
     for (what, bytes) in cases {
         let id = h.upload(&site, bytes, false).await;
-        let err = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, false))
+        let err = steps::prepare(&h.pipeline, prepare_input("docs", id, false))
             .await
             .unwrap_err();
         assert_eq!(err.name(), "SourceInvalid", "{what}: {err}");
@@ -150,7 +157,7 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
             "{what}"
         );
     }
-    let unknown = prepare_input(&h, "nope", DeploymentId::generate(), false);
+    let unknown = prepare_input("nope", DeploymentId::generate(), false);
     assert_eq!(
         steps::prepare(&h.pipeline, unknown)
             .await
@@ -158,7 +165,7 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
             .name(),
         "SiteNotFound"
     );
-    let missing = prepare_input(&h, "docs", DeploymentId::generate(), false);
+    let missing = prepare_input("docs", DeploymentId::generate(), false);
     assert_eq!(
         steps::prepare(&h.pipeline, missing)
             .await
@@ -189,15 +196,10 @@ async fn publish_sets_types_and_cache_headers_and_is_safe_to_rerun() {
         ("big.bin", &big),
     ];
     let id = h.upload(&site, zip_of(files), true).await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, true))
+    let prepared = steps::prepare(&h.pipeline, prepare_input("docs", id, true))
         .await
         .unwrap();
-    let input = PublishInput {
-        site: site.clone(),
-        deployment_id: id,
-        artifact: prepared.artifact,
-        framework: prepared.framework,
-    };
+    let input = publish_input("docs", id, &prepared);
     let first = steps::publish(&h.pipeline, input.clone()).await.unwrap();
     assert_eq!(first.file_count, 4);
     let again = steps::publish(&h.pipeline, input).await.unwrap();
@@ -248,21 +250,8 @@ async fn publish_strips_a_zipped_folder() {
             true,
         )
         .await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, true))
-        .await
-        .unwrap();
+    let prepared = prepare_and_publish(&h, "docs", id).await;
     assert_eq!(prepared.artifact.root.as_deref(), Some("dist/"));
-    steps::publish(
-        &h.pipeline,
-        PublishInput {
-            site,
-            deployment_id: id,
-            artifact: prepared.artifact,
-            framework: prepared.framework,
-        },
-    )
-    .await
-    .unwrap();
     assert_eq!(
         h.hosted_keys(&format!("docs/{id}/")).await,
         [
@@ -290,20 +279,7 @@ async fn activate_switches_the_host_key_and_never_moves_backwards() {
         .upload(&site, zip_of(&[("index.html", b"new")]), true)
         .await;
     for id in [older, newer] {
-        let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, true))
-            .await
-            .unwrap();
-        steps::publish(
-            &h.pipeline,
-            PublishInput {
-                site: site.clone(),
-                deployment_id: id,
-                artifact: prepared.artifact,
-                framework: prepared.framework,
-            },
-        )
-        .await
-        .unwrap();
+        prepare_and_publish(&h, "docs", id).await;
     }
     let won = steps::activate(
         &h.pipeline,
@@ -351,21 +327,8 @@ async fn activate_carries_the_deployments_routing_flags() {
             true,
         )
         .await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "app", id, true))
-        .await
-        .unwrap();
+    let prepared = prepare_and_publish(&h, "app", id).await;
     assert!(prepared.routing.spa && prepared.routing.clean_urls);
-    steps::publish(
-        &h.pipeline,
-        PublishInput {
-            site: site.clone(),
-            deployment_id: id,
-            artifact: prepared.artifact,
-            framework: prepared.framework,
-        },
-    )
-    .await
-    .unwrap();
     steps::activate(
         &h.pipeline,
         ActivateInput {
@@ -435,20 +398,7 @@ async fn mark_failed_records_the_reason_removes_partial_files_and_leaves_live_al
     let broken = h
         .upload(&site, zip_of(&[("index.html", b"half")]), true)
         .await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "docs", broken, true))
-        .await
-        .unwrap();
-    steps::publish(
-        &h.pipeline,
-        PublishInput {
-            site: site.clone(),
-            deployment_id: broken,
-            artifact: prepared.artifact,
-            framework: prepared.framework,
-        },
-    )
-    .await
-    .unwrap();
+    prepare_and_publish(&h, "docs", broken).await;
     let input = MarkFailedInput {
         site: site.clone(),
         deployment_id: broken,
@@ -494,7 +444,7 @@ async fn publish_reports_a_missing_artifact_as_object_not_found() {
     let id = h
         .upload(&site, zip_of(&[("index.html", INDEX)]), true)
         .await;
-    steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, true))
+    steps::prepare(&h.pipeline, prepare_input("docs", id, true))
         .await
         .unwrap();
     let artifact = ArtifactRef {
@@ -532,20 +482,7 @@ async fn clean_urls_publish_an_alias_for_folder_pages_without_replacing_real_fil
         ("about/index.html", b"about folder page"),
     ];
     let id = h.upload(&site, zip_of(files), true).await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input(&h, "docs", id, true))
-        .await
-        .unwrap();
-    steps::publish(
-        &h.pipeline,
-        PublishInput {
-            site,
-            deployment_id: id,
-            artifact: prepared.artifact,
-            framework: prepared.framework,
-        },
-    )
-    .await
-    .unwrap();
+    prepare_and_publish(&h, "docs", id).await;
     let read = |path: &str| {
         let objects = h.objects.clone();
         let key = format!("docs/{id}/{path}");

@@ -63,8 +63,7 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
             .map(|e| &e.path.as_str()[strip.len()..])
             .collect();
         let read = |path: &str| {
-            let full = format!("{strip}{path}");
-            let entry = manifest.entries.iter().find(|e| e.path.as_str() == full)?;
+            let entry = manifest.get(&format!("{strip}{path}"))?;
             if entry.size > MAX_CONFIG_BYTES {
                 return None;
             }

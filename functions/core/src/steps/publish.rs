@@ -4,6 +4,7 @@
 //! at roughly `queue × inline limit` whatever the artifact's size. Re-running it writes the
 //! same keys again, so a retry after a crash is safe.
 
+use std::collections::HashSet;
 use std::io;
 
 use bytes::Bytes;
@@ -72,9 +73,6 @@ struct Upload {
 pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput, StepError> {
     let deployment = p
         .state
-        .get_deployment(&input.site, &input.deployment_id)
-        .await?;
-    p.state
         .transition(
             &input.site,
             &input.deployment_id,
@@ -107,6 +105,12 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
 
     let reader_task = tokio::task::spawn_blocking(move || -> Result<(u64, u64), ZipError> {
         let (mut archive, manifest) = open_archive(reader, &limits)?;
+        // Looked up once per folder page: a set keeps a site of many pages linear.
+        let paths: HashSet<&str> = if clean_urls {
+            manifest.entries.iter().map(|e| e.path.as_str()).collect()
+        } else {
+            HashSet::new()
+        };
         let mut totals = (0u64, 0u64);
         for entry in &manifest.entries {
             let Some(relative) = entry.path.as_str().strip_prefix(root.as_str()) else {
@@ -126,7 +130,7 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
                 let alias = clean_urls
                     .then(|| clean_url_alias(relative))
                     .flatten()
-                    .filter(|alias| !manifest.contains(&format!("{root}{alias}")));
+                    .filter(|alias| !paths.contains(format!("{root}{alias}").as_str()));
                 if let Some(alias) = alias {
                     let body = ObjectBody::Bytes(bytes.clone());
                     let key = format!("{prefix}{alias}");
