@@ -30,8 +30,8 @@ use bytes::{Bytes, BytesMut};
 use slipway_core::api_types::UploadTarget;
 use slipway_core::model::ObjectLocation;
 use slipway_core::ports::{
-    BoxError, Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError,
-    UploadError, UploadTargets,
+    check_object_key, BoxError, Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore,
+    ObjectStoreError, UploadError, UploadTargets,
 };
 use slipway_core::steps::BucketNames;
 use tokio::sync::mpsc;
@@ -48,8 +48,6 @@ pub const DEFAULT_PRESIGN_EXPIRY: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
 /// `DeleteObjects` takes at most this many keys.
 const DELETE_BATCH: usize = 1000;
-/// S3 keys are at most 1,024 bytes of UTF-8.
-const MAX_KEY_BYTES: usize = 1024;
 /// Chunks buffered between a streaming GetObject and its reader.
 const GET_CHANNEL_DEPTH: usize = 4;
 const ZIP_CONTENT_TYPE: &str = "application/zip";
@@ -446,7 +444,7 @@ impl ObjectStore for S3Objects {
         body: ObjectBody,
         meta: &ObjectMeta,
     ) -> Result<ObjectInfo, ObjectStoreError> {
-        checked_key(key)?;
+        check_object_key(key)?;
         let name = self.name(bucket);
         let size = body.len();
         let result = match body {
@@ -473,7 +471,7 @@ impl ObjectStore for S3Objects {
         bucket: Bucket,
         key: &str,
     ) -> Result<Option<ObjectInfo>, ObjectStoreError> {
-        checked_key(key)?;
+        check_object_key(key)?;
         let name = self.name(bucket);
         let answer = self.client.head_object().bucket(name).key(key).send().await;
         let out = match answer {
@@ -506,7 +504,7 @@ impl ObjectStore for S3Objects {
         key: &str,
         range: Range<u64>,
     ) -> Result<Bytes, ObjectStoreError> {
-        checked_key(key)?;
+        check_object_key(key)?;
         self.fetch_range(bucket, key, range)
             .await
             .inspect_err(|e| log_failure("get_range", self.name(bucket), key, e))
@@ -517,7 +515,7 @@ impl ObjectStore for S3Objects {
         bucket: Bucket,
         key: &str,
     ) -> Result<Option<(ObjectInfo, ObjectBody)>, ObjectStoreError> {
-        checked_key(key)?;
+        check_object_key(key)?;
         let name = self.name(bucket);
         let answer = self.client.get_object().bucket(name).key(key).send().await;
         let out = match answer {
@@ -580,7 +578,7 @@ impl ObjectStore for S3Objects {
 
     async fn delete_many(&self, bucket: Bucket, keys: &[String]) -> Result<u64, ObjectStoreError> {
         for key in keys {
-            checked_key(key)?;
+            check_object_key(key)?;
         }
         let name = self.name(bucket);
         self.delete_batches(name, keys).await.inspect_err(|e| {
@@ -627,18 +625,6 @@ impl UploadTargets for S3Objects {
             max_bytes: self.max_upload_bytes,
         })
     }
-}
-
-/// The embedded store's key rules, so a key that fails in `slipway dev` fails here too
-/// (S3 itself would accept `a//b` or `..`, which the edge router refuses to serve).
-fn checked_key(key: &str) -> Result<(), ObjectStoreError> {
-    let bad_segment = key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..");
-    if key.is_empty() || key.len() > MAX_KEY_BYTES || bad_segment || key.contains(['\\', '\0']) {
-        return Err(ObjectStoreError::InvalidKey(key.to_owned()));
-    }
-    Ok(())
 }
 
 /// Reads a short stream whole, checking it has exactly `len` bytes.

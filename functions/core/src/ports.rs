@@ -89,6 +89,27 @@ pub enum ObjectStoreError {
     Unavailable(#[source] BoxError),
 }
 
+/// S3's key length limit, which every store keeps.
+pub const MAX_OBJECT_KEY_BYTES: usize = 1024;
+
+/// The key rules every [`ObjectStore`] enforces, so a key refused in `slipway dev` is refused on
+/// S3 too: non-empty, at most [`MAX_OBJECT_KEY_BYTES`], `/`-separated segments none of them
+/// empty, `.` or `..`, and no backslash or NUL (S3 would take `a//b` or `..`; the edge would
+/// refuse to serve them, and the disk store would escape its root).
+pub fn check_object_key(key: &str) -> Result<&str, ObjectStoreError> {
+    let bad_segment = key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..");
+    if key.is_empty()
+        || key.len() > MAX_OBJECT_KEY_BYTES
+        || bad_segment
+        || key.contains(['\\', '\0'])
+    {
+        return Err(ObjectStoreError::InvalidKey(key.to_owned()));
+    }
+    Ok(key)
+}
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     async fn put(
@@ -146,6 +167,20 @@ pub enum StateError {
     },
     #[error("state store unavailable: {0}")]
     Unavailable(#[source] BoxError),
+}
+
+impl StateError {
+    /// The stable name a Lambda reports this error with (see `StepError::NAMES`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StateError::SiteNotFound(_) => "SiteNotFound",
+            StateError::DeploymentNotFound(_) => "DeploymentNotFound",
+            StateError::InvalidTransition { .. }
+            | StateError::SiteExists(_)
+            | StateError::InUse { .. } => "InvalidTransition",
+            StateError::Unavailable(_) => "StoreUnavailable",
+        }
+    }
 }
 
 /// Fields a status transition may set alongside the new status.

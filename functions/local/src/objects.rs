@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use slipway_core::ports::{
-    Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError,
+    check_object_key, Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -43,7 +43,7 @@ impl FsObjectStore {
             .root
             .join(bucket.as_str())
             .join("objects")
-            .join(checked_key(key)?))
+            .join(check_object_key(key)?))
     }
 
     fn meta_path(&self, bucket: Bucket, key: &str) -> Result<PathBuf, ObjectStoreError> {
@@ -51,7 +51,7 @@ impl FsObjectStore {
             .root
             .join(bucket.as_str())
             .join("meta")
-            .join(checked_key(key)?))
+            .join(check_object_key(key)?))
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -74,17 +74,6 @@ impl FsObjectStore {
             Err(e) => Err(unavailable(e)),
         }
     }
-}
-
-/// Keys become relative paths, so every segment must be a plain name.
-fn checked_key(key: &str) -> Result<&str, ObjectStoreError> {
-    let bad_segment = key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..");
-    if key.is_empty() || key.len() > 1024 || bad_segment || key.contains(['\\', '\0']) {
-        return Err(ObjectStoreError::InvalidKey(key.to_owned()));
-    }
-    Ok(key)
 }
 
 fn is_absent(e: &io::Error) -> bool {
@@ -279,7 +268,7 @@ impl ObjectStore for FsObjectStore {
         let start = if dir_part.is_empty() {
             meta_root.clone()
         } else {
-            meta_root.join(checked_key(dir_part)?)
+            meta_root.join(check_object_key(dir_part)?)
         };
         let prefix = prefix.to_owned();
         let found =

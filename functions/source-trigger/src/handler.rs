@@ -12,7 +12,7 @@ use std::sync::Arc;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use slipway_core::names::DeploymentId;
-use slipway_core::ports::{StateError, StateStore, WorkflowError, WorkflowStarter};
+use slipway_core::ports::{StateStore, WorkflowError, WorkflowStarter};
 use slipway_core::trigger::{
     on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerError, TriggerOutcome,
 };
@@ -76,14 +76,7 @@ impl std::fmt::Debug for TriggerFailure {
 impl TriggerFailure {
     pub fn name(&self) -> &'static str {
         match &self.0 {
-            TriggerError::State(StateError::Unavailable(_)) => "StoreUnavailable",
-            TriggerError::State(StateError::SiteNotFound(_)) => "SiteNotFound",
-            TriggerError::State(StateError::DeploymentNotFound(_)) => "DeploymentNotFound",
-            TriggerError::State(
-                StateError::InvalidTransition { .. }
-                | StateError::SiteExists(_)
-                | StateError::InUse { .. },
-            ) => "InvalidTransition",
+            TriggerError::State(state) => state.name(),
             TriggerError::Workflow(WorkflowError::Unavailable(_)) => "WorkflowUnavailable",
         }
     }

@@ -114,17 +114,10 @@ impl StepError {
             StepError::BuildConfigInvalid(_) => "BuildConfigInvalid",
             StepError::ArtifactInvalid(_) => "ArtifactInvalid",
             StepError::InvalidInput(_) => "InvalidInput",
-            StepError::State(StateError::SiteNotFound(_)) => "SiteNotFound",
-            StepError::State(StateError::DeploymentNotFound(_)) => "DeploymentNotFound",
-            StepError::State(StateError::InvalidTransition { .. }) => "InvalidTransition",
-            StepError::State(StateError::SiteExists(_) | StateError::InUse { .. }) => {
-                "InvalidTransition"
-            }
+            StepError::State(state) => state.name(),
             StepError::Objects(ObjectStoreError::NotFound { .. }) => "ObjectNotFound",
             StepError::Objects(ObjectStoreError::InvalidKey(_)) => "ArtifactInvalid",
-            StepError::State(StateError::Unavailable(_))
-            | StepError::Objects(_)
-            | StepError::Kvs(_) => "StoreUnavailable",
+            StepError::Objects(_) | StepError::Kvs(_) => "StoreUnavailable",
         }
     }
 }
