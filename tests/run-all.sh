@@ -15,7 +15,7 @@ export __SAM_CLI_APP_DIR="$PWD/.tools/sam"
 venv="$PWD/.tools/venv/bin"
 node_bin="$PWD/tests/tools/node_modules/.bin"
 # Every Lambda function crate; each builds one `bootstrap` for infra/template.yaml.
-lambda_functions=(source-trigger prepare publish activate prune mark-failed api)
+lambda_functions=(source-trigger prepare publish activate prune mark-failed api github-webhook)
 
 # Each step header shows the time since the start, so a slow step stands out in CI's log.
 step() { printf '\n==> %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }

@@ -39,20 +39,30 @@ pub struct Dev {
 impl Dev {
     /// Starts `slipway dev` on free loopback ports with a fresh state directory.
     pub fn start() -> Dev {
+        Dev::start_with_env(&[])
+    }
+
+    /// Starts `slipway dev` with a fresh state directory and these environment variables.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Dev {
         let temp = tempfile::tempdir().unwrap();
         let state_dir = temp.path().join("state");
-        let mut dev = Dev::start_in(&state_dir, &[]);
+        let mut dev = Dev::spawn(&state_dir, &[], env);
         dev._temp = Some(temp);
         dev
     }
 
     /// Starts `slipway dev` on an existing state directory (to check persistence).
     pub fn start_in(state_dir: &Path, extra: &[&str]) -> Dev {
+        Dev::spawn(state_dir, extra, &[])
+    }
+
+    fn spawn(state_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Dev {
         let mut child = Command::new(slipway_bin())
             .args(["dev", "--json", "--state-dir"])
             .arg(state_dir)
             .args(["--api-addr", "127.0.0.1:0", "--edge-addr", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("SLIPWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()),

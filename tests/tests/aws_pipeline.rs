@@ -20,12 +20,14 @@ use slipway_aws::s3::{self, S3Objects};
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta};
-use slipway_core::routing::production_host;
+use slipway_core::routing::{Hosts, UrlTemplate};
 use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
 use slipway_core::trigger::{on_source_object, SourceEvent, TriggerOutcome};
 use slipway_core::zipsafe::ZipLimits;
+use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::builder::LocalBuilder;
 use slipway_local::edge::{router_source, EdgeConfig, EdgeRequest, EdgeRouter, RouterOutcome};
+use slipway_local::git::GitRepos;
 use slipway_local::objects::FsObjectStore;
 use slipway_local::sqlite::SqliteState;
 use slipway_local::workflow::LocalWorkflow;
@@ -87,6 +89,7 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
             retain: Site::DEFAULT_RETAIN,
             created_at: OffsetDateTime::now_utc(),
             live_deployment: None,
+            repo: None,
         })
         .await
         .unwrap();
@@ -173,7 +176,7 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
             ),
         );
     }
-    let host = production_host(&site, DOMAIN);
+    let host = Hosts::single(DOMAIN).production(&site);
     let route = pipeline
         .kvs
         .get(&host)
@@ -216,7 +219,7 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
             record.routing,
             record.file_count,
             record.bytes,
-            record.target,
+            record.target.to_string(),
         ),
         route,
         rewrites,
@@ -225,7 +228,8 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
 
 fn config(buckets: BucketNames) -> PipelineConfig {
     PipelineConfig {
-        edge_domain: DOMAIN.into(),
+        hosts: Hosts::single(DOMAIN),
+        urls: UrlTemplate::parse("https://{host}/").unwrap(),
         buckets,
         zip_limits: ZipLimits::default(),
         publish_concurrency: 16,
@@ -244,6 +248,8 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
         objects: local_objects,
         state: Arc::new(local_state.clone()),
         kvs: Arc::new(local_state),
+        repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
+        statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
         config: config(slipway_local::dev::local_buckets()),
     };
     std::fs::create_dir_all(scratch.path().join("local")).unwrap();
@@ -272,6 +278,8 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
         objects: Arc::new(S3Objects::new(s3_client, buckets.clone())),
         state: Arc::new(DynamoState::new(dynamo_client, table)),
         kvs: Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone())),
+        repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
+        statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
         config: config(buckets),
     };
     std::fs::create_dir_all(scratch.path().join("aws")).unwrap();

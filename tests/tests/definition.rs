@@ -4,7 +4,13 @@
 //! - every task `Resource` resolves through the stack to a Lambda function whose crate exists
 //!   under `functions/` and whose handler calls the step of the same name;
 //! - every error name in a Retry or Catch is one the code raises (`StepError::NAMES`) or one
-//!   Step Functions and the integrated services raise.
+//!   Step Functions and the integrated services raise;
+//! - every Lambda crate under `functions/` is exactly one function of the stack, with its own
+//!   log group;
+//! - the control-plane API requires IAM on every route but the GitHub webhook's, which is the
+//!   path `slipway dev` serves too;
+//! - every `SLIPWAY_*` variable the stack sets is one the code reads, and each function gets
+//!   the ones its configuration requires.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -47,6 +53,66 @@ fn get_att_target(value: &Yaml) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The value of a short-form intrinsic such as `!Ref X` or `!Sub "..."`, when it is a string.
+fn intrinsic<'a>(value: &'a Yaml, tag: &str) -> Option<&'a str> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == tag => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+/// The stack's Lambda functions by the binary (crate) each one runs.
+fn stack_functions(template: &Yaml) -> BTreeMap<String, &Yaml> {
+    let mut functions = BTreeMap::new();
+    for (logical, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let logical = logical.as_str().unwrap();
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{logical}"
+        );
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{logical} names no Binary"));
+        assert!(
+            functions.insert(binary.to_owned(), resource).is_none(),
+            "two functions run {binary}"
+        );
+    }
+    functions
+}
+
+/// Crates under `functions/` that are Lambda functions: a binary built on slipway-lambda.
+fn lambda_crates() -> BTreeSet<String> {
+    let mut crates = BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("functions")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        if dir.join("src/main.rs").is_file() && manifest.contains("slipway-lambda") {
+            crates.insert(dir.file_name().unwrap().to_str().unwrap().to_owned());
+        }
+    }
+    crates
+}
+
+/// The `SLIPWAY_*` names a function's environment sets: the stack's Globals and its own.
+fn variables(template: &Yaml, function: &Yaml) -> BTreeSet<String> {
+    [
+        &template["Globals"]["Function"]["Environment"]["Variables"],
+        &function["Properties"]["Environment"]["Variables"],
+    ]
+    .into_iter()
+    .filter_map(Yaml::as_mapping)
+    .flat_map(|variables| variables.keys())
+    .map(|name| name.as_str().unwrap().to_owned())
+    .filter(|name| name.starts_with("SLIPWAY_"))
+    .collect()
 }
 
 /// Step Functions' own error names and the integrated services' exceptions the definition may
@@ -182,4 +248,128 @@ fn every_retry_and_catch_name_is_raised_somewhere() {
             "{name} is retryable but never retried"
         );
     }
+}
+
+#[test]
+fn every_lambda_crate_is_one_function_of_the_stack_with_its_own_logs() {
+    let template = template();
+    let functions = stack_functions(&template);
+    let crates = lambda_crates();
+    assert!(crates.contains("github-webhook"), "{crates:?}");
+    assert_eq!(
+        functions.keys().cloned().collect::<BTreeSet<_>>(),
+        crates,
+        "stack functions vs Lambda crates under functions/"
+    );
+    for (binary, function) in &functions {
+        // cargo-lambda builds the crate from the workspace root.
+        assert_eq!(function["Properties"]["CodeUri"], "..", "{binary}");
+        let logs = intrinsic(&function["Properties"]["LoggingConfig"]["LogGroup"], "Ref")
+            .unwrap_or_else(|| panic!("{binary} must log to !Ref <its LogGroup>"));
+        let group = &template["Resources"][logs];
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{binary}");
+        assert_eq!(
+            intrinsic(&group["Properties"]["LogGroupName"], "Sub"),
+            Some(format!("/slipway/${{AWS::StackName}}/{binary}").as_str()),
+            "{binary}"
+        );
+        assert_eq!(group["Condition"], function["Condition"], "{binary}'s logs");
+    }
+}
+
+#[test]
+fn only_the_github_webhook_route_skips_iam() {
+    const WEBHOOK_PATH: &str = "/webhooks/github";
+    let template = template();
+    let apis: Vec<&Yaml> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::HttpApi")
+        .collect();
+    assert_eq!(apis.len(), 1, "one control-plane API");
+    let auth = &apis[0]["Properties"]["Auth"];
+    assert_eq!(auth["EnableIamAuthorizer"], true);
+    assert_eq!(auth["DefaultAuthorizer"], "AWS_IAM");
+
+    let mut public = Vec::new();
+    for (binary, function) in stack_functions(&template) {
+        let Some(events) = function["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for event in events.values().filter(|e| e["Type"] == "HttpApi") {
+            let properties = &event["Properties"];
+            match properties["Auth"]["Authorizer"].as_str() {
+                None | Some("AWS_IAM") => {}
+                Some("NONE") => public.push((
+                    binary.clone(),
+                    properties["Method"].as_str().unwrap().to_owned(),
+                    properties["Path"].as_str().unwrap().to_owned(),
+                )),
+                Some(other) => panic!("{binary}: unknown authorizer {other}"),
+            }
+        }
+    }
+    assert_eq!(
+        public,
+        [(
+            "github-webhook".to_owned(),
+            "POST".to_owned(),
+            WEBHOOK_PATH.to_owned()
+        )],
+        "routes without IAM"
+    );
+    // `slipway dev` serves GitHub deliveries at the same path, so one webhook setup fits both.
+    let dev = std::fs::read_to_string(repo().join("functions/local/src/dev.rs")).unwrap();
+    assert!(dev.contains(&format!("\"{WEBHOOK_PATH}\"")));
+}
+
+#[test]
+fn every_variable_the_stack_sets_is_one_the_code_reads() {
+    let config = std::fs::read_to_string(repo().join("functions/lambda/src/config.rs")).unwrap();
+    let reads = |name: &str| config.contains(&format!("\"{name}\""));
+    let template = template();
+    let functions = stack_functions(&template);
+    for (binary, function) in &functions {
+        let set = variables(&template, function);
+        for name in &set {
+            assert!(
+                reads(name),
+                "{binary} sets {name}, which functions/lambda/src/config.rs does not read"
+            );
+        }
+        // What each function's settings require and have no default for.
+        let mut required = vec!["SLIPWAY_TABLE"];
+        match binary.as_str() {
+            "source-trigger" => {
+                required.extend(["SLIPWAY_SOURCE_BUCKET", "SLIPWAY_STATE_MACHINE_ARN"])
+            }
+            _ => {
+                required.extend([
+                    "SLIPWAY_SOURCE_BUCKET",
+                    "SLIPWAY_ARTIFACTS_BUCKET",
+                    "SLIPWAY_HOSTING_BUCKET",
+                    "SLIPWAY_KVS_ARN",
+                    "SLIPWAY_SITE_DOMAIN",
+                ]);
+                if binary == "github-webhook" {
+                    required.extend(["SLIPWAY_STATE_MACHINE_ARN", "SLIPWAY_GITHUB_WEBHOOK_SECRET"]);
+                }
+            }
+        }
+        for name in required {
+            assert!(reads(name), "config.rs no longer reads {name}");
+            assert!(set.contains(name), "{binary} needs {name}");
+        }
+    }
+    // The GitHub token reaches exactly the steps that send commit statuses or read commits.
+    let with_token: BTreeSet<&str> = functions
+        .iter()
+        .filter(|(_, f)| variables(&template, f).contains("SLIPWAY_GITHUB_TOKEN"))
+        .map(|(binary, _)| binary.as_str())
+        .collect();
+    assert_eq!(
+        with_token,
+        BTreeSet::from(["activate", "mark-failed", "prepare"])
+    );
 }

@@ -5,11 +5,10 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
-use slipway_core::api::{ApiError, ControlPlane, MAX_JSON_BODY};
+use http::Response;
+use lambda_http::Body;
+use slipway_core::api::{ControlPlane, MAX_JSON_BODY};
+use slipway_lambda::http_api::{into_core_request, into_lambda_response, route_path};
 use tracing::field::Empty;
 use tracing::Instrument;
 
@@ -27,7 +26,7 @@ pub async fn function_handler(
     );
     record_ids(&span, &path);
     let response = async move {
-        let response = match into_core_request(request, &path) {
+        let response = match into_core_request(request, &path, MAX_JSON_BODY) {
             Ok(request) => api.handle(request).await,
             Err(refused) => refused.into_response(),
         };
@@ -37,25 +36,6 @@ pub async fn function_handler(
     .instrument(span)
     .await;
     Ok(into_lambda_response(response))
-}
-
-/// The path the control plane routes on. With a named stage (not `$default`) API Gateway
-/// puts `/{stage}` in front of it, which the routes do not know about.
-fn route_path(request: &lambda_http::Request) -> String {
-    let path = request.uri().path();
-    let stage = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
-        _ => None,
-    };
-    match stage.filter(|stage| *stage != "$default") {
-        Some(stage) => path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(stage))
-            .filter(|rest| rest.starts_with('/'))
-            .unwrap_or(path)
-            .to_owned(),
-        None => path.to_owned(),
-    }
 }
 
 /// Puts the site and deployment a path names on the request's span.
@@ -76,60 +56,19 @@ fn record_ids(span: &tracing::Span, path: &str) {
     }
 }
 
-/// The request as the control plane takes it, refused with 413 like `slipway dev` does when
-/// the body is over [`MAX_JSON_BODY`].
-fn into_core_request(
-    request: lambda_http::Request,
-    path: &str,
-) -> Result<Request<Bytes>, ApiError> {
-    let (mut parts, body) = request.into_parts();
-    let bytes = match body {
-        Body::Text(text) => Bytes::from(text),
-        Body::Binary(binary) => Bytes::from(binary),
-        // Empty, and whatever variant a later lambda_http adds, by the bytes it derefs to.
-        other => Bytes::copy_from_slice(&other),
-    };
-    if bytes.len() > MAX_JSON_BODY {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request bodies are limited to {MAX_JSON_BODY} bytes"),
-        ));
-    }
-    let target = match parts.uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
-    parts.uri = target.parse::<Uri>().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            format!("{target:?} is not a valid request path"),
-        )
-    })?;
-    Ok(Request::from_parts(parts, bytes))
-}
-
-/// JSON goes back as text; anything that is not UTF-8 as binary (API Gateway base64-encodes it).
-fn into_lambda_response(response: Response<Bytes>) -> Response<Body> {
-    response.map(|bytes| match String::from_utf8(Vec::from(bytes)) {
-        Ok(text) => Body::Text(text),
-        Err(not_text) => Body::Binary(not_text.into_bytes()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use async_trait::async_trait;
     use serde_json::{json, Value};
-    use slipway_core::api::ApiConfig;
     use slipway_core::api_types::UploadTarget;
     use slipway_core::model::{DeploymentStatus, ObjectLocation};
     use slipway_core::names::{DeploymentId, SiteName};
     use slipway_core::ports::{StateStore, UploadError, UploadTargets};
     use slipway_lambda::testing::Embedded;
+
+    use http::StatusCode;
 
     use super::*;
 
@@ -159,13 +98,7 @@ mod tests {
     }
 
     fn control_plane(stores: &Embedded) -> ControlPlane {
-        ControlPlane::new(
-            stores.pipeline.clone(),
-            Arc::new(FakePresigner),
-            ApiConfig {
-                site_url_template: "https://{site}.sites.example.com/".into(),
-            },
-        )
+        ControlPlane::new(stores.pipeline.clone(), Arc::new(FakePresigner))
     }
 
     fn request(method: &str, path: &str, body: Body) -> lambda_http::Request {
@@ -196,7 +129,7 @@ mod tests {
         let body = Body::Text(json!({ "name": "docs", "clean_urls": true }).to_string());
         let (status, created) = call(&api, request("POST", "/sites", body)).await;
         assert_eq!(status, StatusCode::CREATED);
-        assert_eq!(created["url"], "https://docs.sites.example.com/");
+        assert_eq!(created["url"], "https://docs.sites.test/");
 
         let (status, shown) = call(&api, request("GET", "/sites/docs", Body::Empty)).await;
         assert_eq!(status, StatusCode::OK);
@@ -233,7 +166,10 @@ mod tests {
         let deployment = stores.state.get_deployment(&site, &id).await.unwrap();
         assert_eq!(deployment.status, DeploymentStatus::Queued);
         assert!(deployment.prebuilt);
-        assert_eq!(deployment.source.key, format!("uploads/docs/{id}.zip"));
+        assert_eq!(
+            deployment.source.archive().map(|a| a.key.as_str()),
+            Some(format!("uploads/docs/{id}.zip").as_str())
+        );
 
         let (status, by_id) = call(
             &api,

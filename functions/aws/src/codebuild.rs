@@ -1,5 +1,5 @@
-//! CodeBuild: one build per deployment, started with per-build overrides (buildspec, S3
-//! source, artifact location, environment), watched with BatchGetBuilds and stopped when a
+//! CodeBuild: one build per deployment, started with per-build overrides (buildspec, source
+//! (a zip on S3 or a GitHub commit), artifact location, environment), watched with BatchGetBuilds and stopped when a
 //! newer deployment supersedes it.
 //!
 //! In production the state machine drives builds itself (`codebuild:startBuild.sync` in
@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use slipway_core::build_plan::parse_buildspec;
 use slipway_core::model::ObjectLocation;
 use slipway_core::ports::{
-    BoxError, BuildError, BuildReport, BuildRequest, Builder, ObjectStore, ObjectStoreError,
+    BoxError, BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectStore,
+    ObjectStoreError,
 };
 use slipway_core::ranged::RangedReader;
 use slipway_core::steps::BucketNames;
@@ -198,8 +199,9 @@ impl CodeBuildBuilds {
         &self.project
     }
 
-    /// StartBuild with the request's buildspec, S3 source, artifact and environment as
-    /// overrides. A repeat with the same `idempotency_token` within five minutes returns the
+    /// StartBuild with the request's buildspec, source, artifact and environment as
+    /// overrides. A git source is CodeBuild's `GITHUB` source at the commit, which the
+    /// project's GitHub credentials (imported source credentials) must be able to read. A repeat with the same `idempotency_token` within five minutes returns the
     /// same build (CodeBuild's rule).
     pub async fn start(
         &self,
@@ -233,14 +235,22 @@ impl CodeBuildBuilds {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let out = self
+        let start = self
             .client
             .start_build()
             .project_name(&self.project)
             .idempotency_token(idempotency_token)
-            .buildspec_override(&request.buildspec)
-            .source_type_override(SourceType::S3)
-            .source_location_override(self.location(&request.source))
+            .buildspec_override(&request.buildspec);
+        let start = match &request.source {
+            BuildSource::Archive(location) => start
+                .source_type_override(SourceType::S3)
+                .source_location_override(self.location(location)),
+            BuildSource::Git { url, commit } => start
+                .source_type_override(SourceType::Github)
+                .source_location_override(url)
+                .source_version(commit.as_str()),
+        };
+        let out = start
             .artifacts_override(artifacts)
             .set_environment_variables_override(Some(env))
             .send()
@@ -261,7 +271,7 @@ impl CodeBuildBuilds {
             .build_value()
             .ok_or(CodeBuildError::IncompleteResponse("the started build"))?;
         let info = BuildInfo::from_sdk(build)?;
-        tracing::info!(project = %self.project, build_id = %info.id, source = %request.source.key, "build started");
+        tracing::info!(project = %self.project, build_id = %info.id, source = %source_label(&request.source), "build started");
         Ok(info)
     }
 
@@ -326,6 +336,14 @@ impl CodeBuildBuilds {
     /// CodeBuild's S3 source location: `{bucket}/{key}`.
     fn location(&self, location: &ObjectLocation) -> String {
         format!("{}/{}", self.buckets.name_of(location.bucket), location.key)
+    }
+}
+
+/// The source as a log line names it: the zip's key, or `{url}@{commit}`.
+fn source_label(source: &BuildSource) -> String {
+    match source {
+        BuildSource::Archive(location) => location.key.clone(),
+        BuildSource::Git { url, commit } => format!("{url}@{commit}"),
     }
 }
 
@@ -489,12 +507,16 @@ fn build_error(build: &BuildInfo, request: &BuildRequest, base_directory: &str) 
             command: command.unwrap_or(message).to_owned(),
             seconds: u64::from(build.timeout_minutes.unwrap_or(60)) * 60,
         },
+        // A commit CodeBuild cannot fetch has no variant of its own: it stays `ended()`.
         (BuildStatus::Failed, "DOWNLOAD_SOURCE")
             if message.contains("NoSuchKey") || message.contains("does not exist") =>
         {
-            BuildError::SourceMissing {
-                bucket: request.source.bucket,
-                key: request.source.key.clone(),
+            match &request.source {
+                BuildSource::Archive(location) => BuildError::SourceMissing {
+                    bucket: location.bucket,
+                    key: location.key.clone(),
+                },
+                BuildSource::Git { .. } => ended(),
             }
         }
         (BuildStatus::Failed, "UPLOAD_ARTIFACTS") if message.contains("no matching") => {
@@ -561,10 +583,10 @@ mod tests {
 
     fn request() -> BuildRequest {
         BuildRequest {
-            source: ObjectLocation {
+            source: BuildSource::Archive(ObjectLocation {
                 bucket: Bucket::Source,
                 key: "uploads/docs/01jd.zip".into(),
-            },
+            }),
             buildspec: String::new(),
             artifact: ObjectLocation {
                 bucket: Bucket::Artifacts,
@@ -644,6 +666,31 @@ mod tests {
             build_error(&info, &request(), "dist"),
             BuildError::SourceMissing { bucket: Bucket::Source, key } if key == "uploads/docs/01jd.zip"
         ));
+    }
+
+    #[test]
+    fn a_commit_that_cannot_be_fetched_is_not_named_as_a_missing_zip() {
+        let info = build(
+            StatusType::Failed,
+            vec![phase(
+                BuildPhaseType::DownloadSource,
+                StatusType::Failed,
+                Some("CLIENT_ERROR: commit 4b825dc does not exist for primary source"),
+            )],
+        );
+        let git = BuildRequest {
+            source: BuildSource::Git {
+                url: "https://github.com/acme/docs.git".into(),
+                commit: slipway_core::names::CommitSha::parse(
+                    "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+                )
+                .unwrap(),
+            },
+            ..request()
+        };
+        let error = build_error(&info, &git, "dist");
+        assert!(matches!(error, BuildError::Unavailable(_)), "{error:?}");
+        assert!(error.to_string().contains("DOWNLOAD_SOURCE"), "{error}");
     }
 
     #[test]

@@ -1,20 +1,23 @@
-//! The state store on DynamoDB: sites, deployments and build logs in one table, with the
-//! same semantics as the embedded SQLite store (`slipway_local::sqlite`).
+//! The state store on DynamoDB: sites, deployments, previews, build logs and webhook
+//! deliveries in one table, with the same semantics as the embedded SQLite store
+//! (`slipway_local::sqlite`).
 //!
 //! # Table
 //!
 //! Partition key [`PARTITION_KEY`] (`PK`, S), sort key [`SORT_KEY`] (`SK`, S); one global
 //! secondary index [`GSI1`] (`GSI1`) on [`GSI1_PARTITION_KEY`] (`GSI1PK`, S) and
 //! [`GSI1_SORT_KEY`] (`GSI1SK`, S), projecting ALL; TTL on [`TTL_ATTRIBUTE`] (`expires_at`,
-//! epoch seconds, for items that expire such as webhook dedupe; no item below sets it).
+//! epoch seconds: only webhook deliveries set it).
 //! [`create_table`] creates exactly this; `infra/template.yaml` mirrors it.
 //!
 //! | item | PK | SK | GSI1PK | GSI1SK | other attributes |
 //! | --- | --- | --- | --- | --- | --- |
 //! | site | `SITE#{site}` | `META` | `SITES` | `{site}` | the [`Site`] fields |
 //! | deployment | `SITE#{site}` | `DEP#{id}` | `DEP#{id}` | `SITE#{site}` | the [`Deployment`] fields |
+//! | preview | `SITE#{site}` | `PREVIEW#{target}` | | | the [`Preview`] fields |
 //! | log counter | `LOG#{id}` | `SEQ` | | | `last_seq` (N) |
 //! | log line | `LOG#{id}` | `LINE#{seq:020}` | | | the [`LogLine`] fields: `seq` (N), `at` (S), `line` (S) |
+//! | webhook delivery | `HOOK#{delivery}` | `DELIVERY` | | | `expires_at` (N, epoch seconds) |
 //!
 //! Records are typed attributes, one per serde field of the core type: strings S (timestamps
 //! RFC 3339, statuses kebab-case), numbers N, booleans BOOL, nested structs M (`source`,
@@ -22,21 +25,25 @@
 //! `live_deployment` directly, and a transition updates only the fields it changes.
 //!
 //! Access patterns: a site's deployments newest first are a Query on `PK = SITE#{site}` and
-//! `begins_with(SK, "DEP#")` backwards (ids sort by creation time); a deployment by id alone
-//! is a Query on `GSI1PK = DEP#{id}` (eventually consistent, like every GSI read); the sites
-//! are the `GSI1PK = SITES` partition of the index, in name order. Nothing scans the table.
+//! `begins_with(SK, "DEP#")` backwards (ids sort by creation time); its previews, by target,
+//! the same with `begins_with(SK, "PREVIEW#")`; a deployment by id alone is a Query on
+//! `GSI1PK = DEP#{id}` (eventually consistent, like every GSI read); the sites are the
+//! `GSI1PK = SITES` partition of the index, in name order. Nothing scans the table.
 //!
 //! # Concurrency
 //!
 //! Every write is conditional. [`StateStore::transition`] writes first, conditioned on the
-//! current status being one the lifecycle allows a move from. Activate, rollback and delete
-//! read, decide and write one transaction conditioned on everything they read (each
-//! deployment's `status` and `updated_at`, the site's `live_deployment`); a cancelled
-//! transaction means something changed, so they read and decide again, up to
-//! [`MAX_ATTEMPTS`] times. Log lines go in with the counter in one conditional transaction
-//! (not a counter bump and a BatchWriteItem, which lands items in any order), so a reader
-//! following with `read_log(after)` never skips a line that lands late. Deleting a deployment
-//! deletes its log items first (BatchWriteItem, unprocessed items retried), then the record.
+//! current status being one the lifecycle allows a move from. Activate, production routing,
+//! preview removal and delete read, decide and write one transaction conditioned on
+//! everything they read (each deployment's `status` and `updated_at`, the site's
+//! `live_deployment`, the preview's `live_deployment`, `removed_at` and `updated_at`, or its
+//! absence); a cancelled transaction means something changed, so they read and decide again,
+//! up to [`MAX_ATTEMPTS`] times. Log lines go in with the counter in one conditional
+//! transaction (not a counter bump and a BatchWriteItem, which lands items in any order), so
+//! a reader following with `read_log(after)` never skips a line that lands late. Deleting a
+//! deployment deletes its log items first (BatchWriteItem, unprocessed items retried), then
+//! the record. A webhook delivery is one conditional put that also takes over an expired
+//! record, since TTL deletes expired items only eventually (typically within days).
 //! The SDK's own retries of a transaction are safe: it sends a `ClientRequestToken`.
 
 use std::collections::HashMap;
@@ -58,10 +65,10 @@ use aws_smithy_types::error::operation::BuildError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
-use slipway_core::model::{Deployment, DeploymentStatus, Site};
-use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::model::{Deployment, DeploymentStatus, Preview, Site};
+use slipway_core::names::{DeploymentId, SiteName, TargetName};
 use slipway_core::ports::{
-    ActivateOutcome, BoxError, DeploymentPatch, LogLine, StateError, StateStore,
+    ActivateOutcome, BoxError, DeploymentPatch, Displaced, LogLine, StateError, StateStore,
 };
 use time::OffsetDateTime;
 
@@ -80,6 +87,8 @@ pub const MAX_ATTEMPTS: u32 = 5;
 const SITE_SK: &str = "META";
 const SITES_GSI1PK: &str = "SITES";
 const DEPLOYMENT_SK_PREFIX: &str = "DEP#";
+const PREVIEW_SK_PREFIX: &str = "PREVIEW#";
+const DELIVERY_SK: &str = "DELIVERY";
 const LOG_COUNTER_SK: &str = "SEQ";
 const LAST_SEQ: &str = "last_seq";
 
@@ -88,6 +97,7 @@ const STATUS: &str = "status";
 const UPDATED_AT: &str = "updated_at";
 const ACTIVATED_AT: &str = "activated_at";
 const LIVE_DEPLOYMENT: &str = "live_deployment";
+const REMOVED_AT: &str = "removed_at";
 const BUILT: &str = "built";
 const ERROR: &str = "error";
 const FILE_COUNT: &str = "file_count";
@@ -169,6 +179,10 @@ fn deployment_sk(id: &DeploymentId) -> String {
     format!("{DEPLOYMENT_SK_PREFIX}{id}")
 }
 
+fn preview_sk(target: &TargetName) -> String {
+    format!("{PREVIEW_SK_PREFIX}{target}")
+}
+
 fn log_pk(id: &DeploymentId) -> String {
     format!("LOG#{id}")
 }
@@ -193,8 +207,16 @@ fn deployment_key(site: &SiteName, id: &DeploymentId) -> Item {
     key(site_pk(site), deployment_sk(id))
 }
 
+fn preview_key(site: &SiteName, target: &TargetName) -> Item {
+    key(site_pk(site), preview_sk(target))
+}
+
 fn log_counter_key(id: &DeploymentId) -> Item {
     key(log_pk(id), LOG_COUNTER_SK.to_owned())
+}
+
+fn delivery_key(delivery: &str) -> Item {
+    key(format!("HOOK#{delivery}"), DELIVERY_SK.to_owned())
 }
 
 // --- records <-> items -------------------------------------------------------------------
@@ -299,6 +321,12 @@ fn deployment_item(deployment: &Deployment) -> Result<Item, StateError> {
     Ok(item)
 }
 
+fn preview_item(preview: &Preview) -> Result<Item, StateError> {
+    let mut item = to_item(preview)?;
+    item.extend(preview_key(&preview.site, &preview.target));
+    Ok(item)
+}
+
 /// One attribute of a value as serde encodes it (the same text a whole-record write stores).
 fn encoded<T: Serialize>(value: &T) -> Result<AttributeValue, StateError> {
     Ok(to_attribute(
@@ -369,6 +397,22 @@ impl Placeholders {
         }
     }
 
+    /// The preview item is exactly as it was read, or still missing when it was.
+    fn preview_is(&mut self, read: Option<&CurrentPreview>) -> String {
+        let Some(read) = read else {
+            return self.not_exists();
+        };
+        let mut conditions = vec![self.exists()];
+        for attribute in PREVIEW_STAMPS {
+            let name = self.name(attribute);
+            conditions.push(match read.stamps.get(attribute) {
+                Some(value) => format!("{name} = {}", self.value(value.clone())),
+                None => format!("attribute_not_exists({name})"),
+            });
+        }
+        conditions.join(" AND ")
+    }
+
     fn exists(&mut self) -> String {
         format!("attribute_exists({})", self.name(PARTITION_KEY))
     }
@@ -394,6 +438,59 @@ struct Current {
     stamp: AttributeValue,
 }
 
+/// The preview attributes its writes are conditioned on, as stored: what Activate decides
+/// from, and `updated_at`, which every write sets.
+const PREVIEW_STAMPS: [&str; 3] = [LIVE_DEPLOYMENT, REMOVED_AT, UPDATED_AT];
+
+/// Where a target records what it serves, as Activate read it: the site's `live_deployment`
+/// for production, the preview's record (or its absence) for a preview.
+enum Pointer {
+    Site(Option<DeploymentId>),
+    Preview(Box<PreviewPointer>),
+}
+
+struct PreviewPointer {
+    /// None when the record is missing.
+    read: Option<CurrentPreview>,
+    /// The record as read, or the one Activate creates.
+    record: Preview,
+}
+
+impl Pointer {
+    fn live(&self) -> Option<DeploymentId> {
+        match self {
+            Pointer::Site(live) => *live,
+            Pointer::Preview(preview) => preview.record.live_deployment,
+        }
+    }
+
+    fn accepts(&self, id: &DeploymentId) -> bool {
+        match self {
+            Pointer::Site(_) => true,
+            Pointer::Preview(preview) => preview.record.accepts(id),
+        }
+    }
+}
+
+/// A preview's record before its first deployment goes live (or its first removal).
+fn new_preview(site: &SiteName, target: &TargetName, now: OffsetDateTime) -> Preview {
+    Preview {
+        site: site.clone(),
+        target: target.clone(),
+        branch: None,
+        pull_request: None,
+        live_deployment: None,
+        updated_at: now,
+        removed_at: None,
+    }
+}
+
+/// A preview as read, with its [`PREVIEW_STAMPS`] as stored.
+struct CurrentPreview {
+    preview: Preview,
+    stamps: Item,
+}
+
 fn check_move(deployment: &Deployment, to: DeploymentStatus) -> Result<(), StateError> {
     if deployment.status.can_move_to(to) {
         return Ok(());
@@ -405,6 +502,12 @@ fn check_move(deployment: &Deployment, to: DeploymentStatus) -> Result<(), State
     })
 }
 
+/// Whether a move stamps `activated_at`: only becoming production's live deployment does,
+/// since that is what rollback goes back to.
+fn stamps_activation(target: &TargetName, to: DeploymentStatus) -> bool {
+    to == DeploymentStatus::Live && target.is_production()
+}
+
 /// The lifecycle's move, exactly as the embedded store makes it.
 fn apply_move(
     deployment: &mut Deployment,
@@ -414,22 +517,23 @@ fn apply_move(
     check_move(deployment, to)?;
     deployment.status = to;
     deployment.updated_at = now;
-    if to == DeploymentStatus::Live {
+    if stamps_activation(&deployment.target, to) {
         deployment.activated_at = Some(now);
     }
     Ok(())
 }
 
-/// The attributes a status move writes.
+/// The attributes a status move writes; `activated_at` too when `activation` says so.
 fn move_fields(
     to: DeploymentStatus,
     now: OffsetDateTime,
+    activation: bool,
 ) -> Result<Vec<(String, AttributeValue)>, StateError> {
     let mut fields = vec![
         (STATUS.to_owned(), encoded(&to)?),
         (UPDATED_AT.to_owned(), timestamp(now)?),
     ];
-    if to == DeploymentStatus::Live {
+    if activation {
         fields.push((ACTIVATED_AT.to_owned(), timestamp(now)?));
     }
     Ok(fields)
@@ -554,6 +658,24 @@ impl DynamoState {
         })
     }
 
+    async fn load_preview(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+    ) -> Result<Option<CurrentPreview>, StateError> {
+        let Some(item) = self.get_item(preview_key(site, target)).await? else {
+            return Ok(None);
+        };
+        let stamps = PREVIEW_STAMPS
+            .iter()
+            .filter_map(|name| Some(((*name).to_owned(), item.get(*name)?.clone())))
+            .collect();
+        Ok(Some(CurrentPreview {
+            preview: from_item(item)?,
+            stamps,
+        }))
+    }
+
     /// Every item a Query matches, page after page.
     async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, StateError> {
         query
@@ -602,6 +724,24 @@ impl DynamoState {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// A conditional put of a whole item, as a transaction member.
+    fn put_item(
+        &self,
+        item: Item,
+        p: &Placeholders,
+        condition: String,
+    ) -> Result<TransactWriteItem, StateError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names())
+            .set_expression_attribute_values(p.values())
+            .build()
+            .map_err(build_failed)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// A condition on one item that the transaction writes nothing to.
     fn check_item(
         &self,
@@ -627,11 +767,39 @@ impl DynamoState {
         to: DeploymentStatus,
         now: OffsetDateTime,
     ) -> Result<TransactWriteItem, StateError> {
-        let mut p = Placeholders::default();
-        let update = p.set(move_fields(to, now)?);
-        let condition = p.unchanged(current);
         let d = &current.deployment;
+        let mut p = Placeholders::default();
+        let update = p.set(move_fields(to, now, stamps_activation(&d.target, to))?);
+        let condition = p.unchanged(current);
         self.update_item(deployment_key(&d.site, &d.id), &p, update, condition)
+    }
+
+    /// Stamps `current`'s item as production's newest route without moving its status (a
+    /// promoted preview deployment), conditioned on it being unchanged since read.
+    fn promote_item(
+        &self,
+        current: &Current,
+        now: OffsetDateTime,
+    ) -> Result<TransactWriteItem, StateError> {
+        let d = &current.deployment;
+        let mut p = Placeholders::default();
+        let update = p.set(vec![
+            (ACTIVATED_AT.to_owned(), timestamp(now)?),
+            (UPDATED_AT.to_owned(), timestamp(now)?),
+        ]);
+        let condition = p.unchanged(current);
+        self.update_item(deployment_key(&d.site, &d.id), &p, update, condition)
+    }
+
+    /// Writes the whole preview record, conditioned on it being as `read` (or still missing).
+    fn save_preview_item(
+        &self,
+        preview: &Preview,
+        read: Option<&CurrentPreview>,
+    ) -> Result<TransactWriteItem, StateError> {
+        let mut p = Placeholders::default();
+        let condition = p.preview_is(read);
+        self.put_item(preview_item(preview)?, &p, condition)
     }
 
     /// A check that `current`'s item is unchanged since read.
@@ -655,15 +823,24 @@ impl DynamoState {
         self.update_item(site_key(site), &p, update, condition)
     }
 
-    /// A check that the site still points at `live`.
-    fn live_check_item(
+    /// A check that the target's pointer is as read.
+    fn pointer_check_item(
         &self,
         site: &SiteName,
-        live: &DeploymentId,
+        target: &TargetName,
+        pointer: &Pointer,
     ) -> Result<TransactWriteItem, StateError> {
         let mut p = Placeholders::default();
-        let condition = p.live_is(Some(live));
-        self.check_item(site_key(site), &p, condition)
+        match pointer {
+            Pointer::Site(live) => {
+                let condition = format!("{} AND {}", p.exists(), p.live_is(live.as_ref()));
+                self.check_item(site_key(site), &p, condition)
+            }
+            Pointer::Preview(preview) => {
+                let condition = p.preview_is(preview.read.as_ref());
+                self.check_item(preview_key(site, target), &p, condition)
+            }
+        }
     }
 
     fn contended(operation: &'static str) -> StateError {
@@ -964,9 +1141,17 @@ impl StateStore for DynamoState {
             });
         }
         let patch = patch_fields(patch)?;
+        // Only a move to live depends on the target, which never changes: only it reads first.
+        let activation = to == DeploymentStatus::Live
+            && self
+                .load_deployment(site, id)
+                .await?
+                .deployment
+                .target
+                .is_production();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut p = Placeholders::default();
-            let mut fields = move_fields(to, OffsetDateTime::now_utc())?;
+            let mut fields = move_fields(to, OffsetDateTime::now_utc(), activation)?;
             fields.extend(patch.iter().cloned());
             let update = p.set(fields);
             let condition = format!("{} AND {}", p.exists(), p.status_in(&sources));
@@ -1006,91 +1191,230 @@ impl StateStore for DynamoState {
         now: OffsetDateTime,
     ) -> Result<ActivateOutcome, StateError> {
         for attempt in 1..=MAX_ATTEMPTS {
-            let site_record = self.load_site(site).await?;
             let current = self.load_deployment(site, id).await?;
             if current.deployment.status == DeploymentStatus::Live {
                 return Ok(ActivateOutcome::AlreadyLive);
             }
-            let previous = match site_record.live_deployment {
-                Some(live) if live != *id => Some(self.load_deployment(site, &live).await?),
-                _ => None,
+            let target = &current.deployment.target;
+            let pointer = if target.is_production() {
+                Pointer::Site(self.load_site(site).await?.live_deployment)
+            } else {
+                let read = self.load_preview(site, target).await?;
+                let record = match &read {
+                    Some(read) => read.preview.clone(),
+                    None => new_preview(site, target, now),
+                };
+                Pointer::Preview(Box::new(PreviewPointer { read, record }))
             };
-            let (items, outcome) = match previous {
-                // A newer deployment of the same target won already: never move backwards.
-                Some(newer)
-                    if newer.deployment.id > *id
-                        && newer.deployment.target == current.deployment.target
-                        && newer.deployment.status == DeploymentStatus::Live =>
-                {
-                    check_move(&current.deployment, DeploymentStatus::Superseded)?;
-                    let newer_id = newer.deployment.id;
-                    let items = vec![
-                        self.move_item(&current, DeploymentStatus::Superseded, now)?,
-                        self.unchanged_item(&newer)?,
-                        self.live_check_item(site, &newer_id)?,
-                    ];
-                    (items, ActivateOutcome::Superseded { newer: newer_id })
-                }
-                previous => {
-                    check_move(&current.deployment, DeploymentStatus::Live)?;
-                    let mut items = vec![self.move_item(&current, DeploymentStatus::Live, now)?];
-                    let superseded = match previous {
-                        Some(previous) if previous.deployment.status == DeploymentStatus::Live => {
+            let (items, outcome) = if !pointer.accepts(id) {
+                check_move(&current.deployment, DeploymentStatus::Superseded)?;
+                let items = vec![
+                    self.move_item(&current, DeploymentStatus::Superseded, now)?,
+                    self.pointer_check_item(site, target, &pointer)?,
+                ];
+                (items, ActivateOutcome::TargetRemoved)
+            } else if let Some(newer) = pointer.live().filter(|live| live > id) {
+                // A newer deployment serves the target already: never move backwards.
+                check_move(&current.deployment, DeploymentStatus::Superseded)?;
+                let items = vec![
+                    self.move_item(&current, DeploymentStatus::Superseded, now)?,
+                    self.pointer_check_item(site, target, &pointer)?,
+                ];
+                (items, ActivateOutcome::Superseded { newer })
+            } else {
+                check_move(&current.deployment, DeploymentStatus::Live)?;
+                let mut items = vec![self.move_item(&current, DeploymentStatus::Live, now)?];
+                let mut superseded = None;
+                if let Some(previous) = pointer.live().filter(|live| live != id) {
+                    let previous = self.load_deployment(site, &previous).await?;
+                    // Only a deployment of this target leaves `live`: a promoted preview
+                    // deployment displaced from production stays live on its preview.
+                    if &previous.deployment.target == target {
+                        if previous.deployment.status == DeploymentStatus::Live {
                             items.push(self.move_item(
                                 &previous,
                                 DeploymentStatus::Superseded,
                                 now,
                             )?);
-                            Some(previous.deployment.id)
+                            superseded = Some(previous.deployment.id);
+                        } else {
+                            items.push(self.unchanged_item(&previous)?);
                         }
-                        _ => None,
-                    };
-                    items.push(self.set_live_item(
-                        site,
-                        site_record.live_deployment.as_ref(),
-                        id,
-                    )?);
-                    (
-                        items,
-                        ActivateOutcome::Activated {
-                            previous: superseded,
-                        },
-                    )
+                    }
                 }
+                match pointer {
+                    Pointer::Site(live) => {
+                        items.push(self.set_live_item(site, live.as_ref(), id)?)
+                    }
+                    Pointer::Preview(preview) => {
+                        let PreviewPointer { read, mut record } = *preview;
+                        record.live_deployment = Some(*id);
+                        record.removed_at = None;
+                        record.updated_at = now;
+                        if let Some(git) = current.deployment.source.git() {
+                            record.branch = Some(git.branch.clone());
+                            record.pull_request = git.pull_request;
+                        }
+                        items.push(self.save_preview_item(&record, read.as_ref())?);
+                    }
+                }
+                (
+                    items,
+                    ActivateOutcome::Activated {
+                        previous: superseded,
+                    },
+                )
             };
             if self.transact(items).await? {
                 return Ok(outcome);
             }
-            tracing::debug!(site = %site, deployment_id = %id, attempt, "activate raced a concurrent change; reading again");
+            tracing::debug!(site = %site, deployment_id = %id, %target, attempt, "activate raced a concurrent change; reading again");
         }
         Err(Self::contended("activate"))
     }
 
-    async fn roll_back(
+    async fn route_production(
         &self,
         site: &SiteName,
         to: &DeploymentId,
+        displaced: Displaced,
         now: OffsetDateTime,
     ) -> Result<Deployment, StateError> {
         for attempt in 1..=MAX_ATTEMPTS {
             let site_record = self.load_site(site).await?;
             let target = self.load_deployment(site, to).await?;
-            let mut moved = target.deployment.clone();
-            apply_move(&mut moved, DeploymentStatus::Live, now)?;
-            let mut items = vec![self.move_item(&target, DeploymentStatus::Live, now)?];
+            if !target.deployment.status.is_servable() {
+                return Err(StateError::InvalidTransition {
+                    id: *to,
+                    from: target.deployment.status,
+                    to: DeploymentStatus::Live,
+                });
+            }
+            let mut items = Vec::new();
             if let Some(live_id) = site_record.live_deployment.filter(|live| live != to) {
                 let live = self.load_deployment(site, &live_id).await?;
-                if live.deployment.status == DeploymentStatus::Live {
-                    items.push(self.move_item(&live, DeploymentStatus::RolledBack, now)?);
+                // A promoted preview deployment stays live on its preview.
+                if live.deployment.target.is_production() {
+                    if live.deployment.status == DeploymentStatus::Live {
+                        items.push(self.move_item(&live, displaced.status(), now)?);
+                    } else {
+                        items.push(self.unchanged_item(&live)?);
+                    }
                 }
+            }
+            let mut routed = target.deployment.clone();
+            if !routed.target.is_production() {
+                routed.activated_at = Some(now);
+                routed.updated_at = now;
+                items.push(self.promote_item(&target, now)?);
+            } else if routed.status == DeploymentStatus::Live {
+                items.push(self.unchanged_item(&target)?);
+            } else {
+                apply_move(&mut routed, DeploymentStatus::Live, now)?;
+                items.push(self.move_item(&target, DeploymentStatus::Live, now)?);
             }
             items.push(self.set_live_item(site, site_record.live_deployment.as_ref(), to)?);
             if self.transact(items).await? {
-                return Ok(moved);
+                return Ok(routed);
             }
-            tracing::debug!(site = %site, deployment_id = %to, attempt, "rollback raced a concurrent change; reading again");
+            tracing::debug!(site = %site, deployment_id = %to, ?displaced, attempt, "production routing raced a concurrent change; reading again");
         }
-        Err(Self::contended("roll_back"))
+        Err(Self::contended("route_production"))
+    }
+
+    async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
+        self.load_site(site).await?;
+        let mut p = Placeholders::default();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            p.name(PARTITION_KEY),
+            p.value(s(site_pk(site))),
+            p.name(SORT_KEY),
+            p.value(s(PREVIEW_SK_PREFIX))
+        );
+        self.query_all(
+            self.client
+                .query()
+                .key_condition_expression(condition)
+                .set_expression_attribute_names(p.names())
+                .set_expression_attribute_values(p.values())
+                .consistent_read(true),
+        )
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
+    }
+
+    async fn remove_preview(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+        now: OffsetDateTime,
+    ) -> Result<Option<Preview>, StateError> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            self.load_site(site).await?;
+            let read = self.load_preview(site, target).await?;
+            let existing = read.as_ref().map(|read| read.preview.clone());
+            let mut tombstone = existing
+                .clone()
+                .unwrap_or_else(|| new_preview(site, target, now));
+            let mut items = Vec::new();
+            if let Some(live_id) = tombstone.live_deployment.take() {
+                let live = self.load_deployment(site, &live_id).await?;
+                if live.deployment.status == DeploymentStatus::Live {
+                    items.push(self.move_item(&live, DeploymentStatus::Superseded, now)?);
+                } else {
+                    items.push(self.unchanged_item(&live)?);
+                }
+            }
+            tombstone.removed_at = Some(now);
+            tombstone.updated_at = now;
+            items.push(self.save_preview_item(&tombstone, read.as_ref())?);
+            if self.transact(items).await? {
+                return Ok(existing);
+            }
+            tracing::debug!(site = %site, %target, attempt, "preview removal raced a concurrent change; reading again");
+        }
+        Err(Self::contended("remove_preview"))
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StateError> {
+        let mut item = delivery_key(delivery);
+        item.insert(
+            TTL_ATTRIBUTE.to_owned(),
+            AttributeValue::N(expires_at.unix_timestamp().to_string()),
+        );
+        let mut p = Placeholders::default();
+        let expires = p.name(TTL_ATTRIBUTE);
+        let now = AttributeValue::N(OffsetDateTime::now_utc().unix_timestamp().to_string());
+        // TTL deletes expired items only eventually: an expired record is free to take over.
+        let condition = format!("{} OR {expires} <= {}", p.not_exists(), p.value(now));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names())
+            .set_expression_attribute_values(p.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::debug!(delivery, "webhook delivery seen before");
+                Ok(false)
+            }
+            Err(e) => Err(request_failed("PutItem", e)),
+        }
     }
 
     async fn delete_deployment(

@@ -21,9 +21,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use slipway_aws::codebuild::{BuildStatus, CodeBuildBuilder, CodeBuildBuilds, CodeBuildError};
 use slipway_core::model::ObjectLocation;
+use slipway_core::names::CommitSha;
 use slipway_core::ports::{
-    Bucket, BuildError, BuildRequest, Builder, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore,
-    ObjectStoreError,
+    Bucket, BuildError, BuildRequest, BuildSource, Builder, ObjectBody, ObjectInfo, ObjectMeta,
+    ObjectStore, ObjectStoreError,
 };
 use slipway_core::steps::BucketNames;
 
@@ -115,10 +116,10 @@ async fn harness() -> Harness {
 
 fn request(buildspec: &str) -> BuildRequest {
     BuildRequest {
-        source: ObjectLocation {
+        source: BuildSource::Archive(ObjectLocation {
             bucket: Bucket::Source,
             key: "uploads/docs/01jd.zip".into(),
-        },
+        }),
         buildspec: buildspec.into(),
         artifact: ObjectLocation {
             bucket: Bucket::Artifacts,
@@ -179,6 +180,33 @@ async fn start_sends_every_override_and_the_build_is_recorded() {
             {"name": "SLIPWAY_DEPLOYMENT_ID", "value": "01jd", "type": "PLAINTEXT"}
         ])
     );
+}
+
+#[tokio::test]
+async fn a_git_source_builds_the_commit_from_github() {
+    let h = harness().await;
+    let commit = CommitSha::parse("4b825dc642cb6eb9a060e54bf8d69288fbee4904").unwrap();
+    let req = BuildRequest {
+        source: BuildSource::Git {
+            url: "https://github.com/acme/docs.git".into(),
+            commit: commit.clone(),
+        },
+        ..request(BUILDSPEC)
+    };
+
+    h.builds.start(&req, "deploy-git").await.unwrap();
+
+    let sent = h.sent.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let body = &sent[0];
+    assert_eq!(body["sourceTypeOverride"], "GITHUB");
+    assert_eq!(
+        body["sourceLocationOverride"],
+        "https://github.com/acme/docs.git"
+    );
+    assert_eq!(body["sourceVersion"], commit.as_str());
+    assert_eq!(body["buildspecOverride"], BUILDSPEC);
+    assert_eq!(body["artifactsOverride"]["path"], "builds/docs/01jd");
 }
 
 #[tokio::test]

@@ -28,10 +28,13 @@ use aws_smithy_types::body::SdkBody;
 use futures::StreamExt;
 use slipway_aws::dynamodb::{create_table, DynamoError, DynamoState, GSI1, TTL_ATTRIBUTE};
 use slipway_core::model::{
-    Deployment, DeploymentStatus, ObjectLocation, RecordedError, RoutingFlags, Site,
+    rollback_candidate, Deployment, DeploymentSource, DeploymentStatus, GitSource, ObjectLocation,
+    Preview, RecordedError, RoutingFlags, Site,
 };
-use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{ActivateOutcome, Bucket, DeploymentPatch, StateError, StateStore};
+use slipway_core::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
+use slipway_core::ports::{
+    ActivateOutcome, Bucket, DeploymentPatch, Displaced, StateError, StateStore,
+};
 use time::OffsetDateTime;
 
 /// An HTTP client that sends one request at a time (see the module documentation).
@@ -132,6 +135,7 @@ fn site(raw: &str) -> Site {
         retain: 10,
         created_at: OffsetDateTime::now_utc(),
         live_deployment: None,
+        repo: None,
     }
 }
 
@@ -142,6 +146,31 @@ fn deployment(site: &str) -> Deployment {
         key: format!("uploads/{site}/{id}.zip"),
     };
     Deployment::queued(id, name(site), source, false, OffsetDateTime::now_utc())
+}
+
+/// A deployment of `branch` (or of pull request `pr` from it) for its preview target.
+fn preview_deployment(site: &str, branch: &str, pr: Option<u64>) -> Deployment {
+    let mut d = deployment(site);
+    let branch = BranchName::parse(branch).unwrap();
+    d.target = match pr {
+        Some(number) => TargetName::pull_request(number),
+        None => TargetName::for_branch(&branch, &d.site),
+    };
+    d.source = DeploymentSource::Git(GitSource {
+        repo: RepoName::parse("acme/docs").unwrap(),
+        clone_url: "https://github.com/acme/docs.git".into(),
+        sha: CommitSha::parse("4b825dc642cb6eb9a060e54bf8d69288fbee4904").unwrap(),
+        branch,
+        pull_request: pr,
+        root: None,
+    });
+    d
+}
+
+/// Creates `d` and moves it on to publishing.
+async fn create_published(store: &DynamoState, d: &Deployment) {
+    store.create_deployment(d).await.unwrap();
+    publish(store, d).await;
 }
 
 async fn publish(store: &DynamoState, d: &Deployment) {
@@ -426,7 +455,7 @@ async fn activate_supersedes_the_previous_and_never_moves_backwards() {
 
     let later = now + time::Duration::seconds(1);
     let back = store
-        .roll_back(&newer.site, &newer.id, later)
+        .route_production(&newer.site, &newer.id, Displaced::RolledBack, later)
         .await
         .unwrap();
     assert_eq!(back.status, DeploymentStatus::Live);
@@ -440,17 +469,16 @@ async fn activate_supersedes_the_previous_and_never_moves_backwards() {
         store.get_site(&newer.site).await.unwrap().live_deployment,
         Some(newer.id)
     );
-    // Rolling back to what is live already is a named refusal.
-    assert!(matches!(
-        store.roll_back(&newer.site, &newer.id, later).await,
-        Err(StateError::InvalidTransition {
-            from: DeploymentStatus::Live,
-            ..
-        })
-    ));
+    // Routing production to what it serves already changes nothing.
+    let same = store
+        .route_production(&newer.site, &newer.id, Displaced::RolledBack, later)
+        .await
+        .unwrap();
+    assert_eq!(same, back);
+    assert_eq!(status(store, &newest).await, DeploymentStatus::RolledBack);
     // Roll forward again to the rolled-back one.
     store
-        .roll_back(&newest.site, &newest.id, later)
+        .route_production(&newest.site, &newest.id, Displaced::RolledBack, later)
         .await
         .unwrap();
     assert_eq!(status(store, &newer).await, DeploymentStatus::RolledBack);
@@ -676,4 +704,496 @@ async fn a_missing_table_is_unavailable_not_a_panic() {
         store.list_sites().await,
         Err(StateError::Unavailable(_))
     ));
+}
+
+async fn activate(store: &DynamoState, d: &Deployment, now: OffsetDateTime) -> ActivateOutcome {
+    store.activate(&d.site, &d.id, now).await.unwrap()
+}
+
+async fn previews(store: &DynamoState, site: &str) -> Vec<Preview> {
+    store.list_previews(&name(site)).await.unwrap()
+}
+
+#[tokio::test]
+async fn activating_a_preview_deployment_creates_its_preview_and_leaves_production_alone() {
+    let h = harness().await;
+    let store = &h.store;
+    let [production] = site_with(store, "docs", 1).await;
+    let now = OffsetDateTime::now_utc();
+    store
+        .activate(&production.site, &production.id, now)
+        .await
+        .unwrap();
+    let branch = preview_deployment("docs", "feature/Login", None);
+    let pull = preview_deployment("docs", "fix-typo", Some(7));
+    for d in [&branch, &pull] {
+        create_published(store, d).await;
+        assert_eq!(
+            store.activate(&d.site, &d.id, now).await.unwrap(),
+            ActivateOutcome::Activated { previous: None }
+        );
+    }
+
+    let listed = previews(store, "docs").await;
+    let expected = [
+        Preview {
+            site: name("docs"),
+            target: TargetName::parse("feature-login").unwrap(),
+            branch: Some(BranchName::parse("feature/Login").unwrap()),
+            pull_request: None,
+            live_deployment: Some(branch.id),
+            updated_at: now,
+            removed_at: None,
+        },
+        Preview {
+            site: name("docs"),
+            target: TargetName::parse("pr-7").unwrap(),
+            branch: Some(BranchName::parse("fix-typo").unwrap()),
+            pull_request: Some(7),
+            live_deployment: Some(pull.id),
+            updated_at: now,
+            removed_at: None,
+        },
+    ];
+    assert_eq!(listed, expected);
+    // A preview going live is no production activation: rollback never picks it.
+    let live = store
+        .get_deployment(&branch.site, &branch.id)
+        .await
+        .unwrap();
+    assert_eq!(live.status, DeploymentStatus::Live);
+    assert_eq!(live.activated_at, None);
+    let mut expected = branch.clone();
+    expected.status = DeploymentStatus::Live;
+    expected.updated_at = now;
+    assert_eq!(live, expected);
+    assert_eq!(
+        store.find_deployment(&branch.id).await.unwrap().source,
+        branch.source,
+        "a git source round-trips"
+    );
+    assert_eq!(status(store, &production).await, DeploymentStatus::Live);
+    assert_eq!(
+        store.get_site(&name("docs")).await.unwrap().live_deployment,
+        Some(production.id)
+    );
+    // Previews are items of the site's partition, not deployments.
+    assert_eq!(
+        store.list_deployments(&name("docs")).await.unwrap().len(),
+        3
+    );
+    let item = h
+        .raw
+        .get_item()
+        .table_name(&h.table)
+        .key("PK", AttributeValue::S("SITE#docs".into()))
+        .key("SK", AttributeValue::S("PREVIEW#pr-7".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the preview item");
+    assert_eq!(
+        item["live_deployment"],
+        AttributeValue::S(pull.id.to_string())
+    );
+    assert_eq!(item["pull_request"], AttributeValue::N("7".into()));
+    assert!(!item.contains_key("removed_at"), "None is no attribute");
+    assert!(matches!(
+        store.list_previews(&name("nope")).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_newest_deployment_wins_per_target_independently_of_production() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    // Created in this order: ids ascend.
+    let older_preview = preview_deployment("docs", "feature", None);
+    let production = deployment("docs");
+    let newer_preview = preview_deployment("docs", "feature", None);
+    let other_preview = preview_deployment("docs", "other", Some(3));
+    let newer_production = deployment("docs");
+    for d in [
+        &older_preview,
+        &production,
+        &newer_preview,
+        &other_preview,
+        &newer_production,
+    ] {
+        create_published(store, d).await;
+    }
+    let now = OffsetDateTime::now_utc();
+
+    assert_eq!(
+        activate(store, &newer_preview, now).await,
+        ActivateOutcome::Activated { previous: None }
+    );
+    assert_eq!(
+        activate(store, &older_preview, now).await,
+        ActivateOutcome::Superseded {
+            newer: newer_preview.id
+        }
+    );
+    // A newer preview deployment does not hold production back, nor the other way round.
+    assert_eq!(
+        activate(store, &production, now).await,
+        ActivateOutcome::Activated { previous: None }
+    );
+    assert_eq!(
+        activate(store, &newer_production, now).await,
+        ActivateOutcome::Activated {
+            previous: Some(production.id)
+        }
+    );
+    assert_eq!(
+        activate(store, &other_preview, now).await,
+        ActivateOutcome::Activated { previous: None }
+    );
+
+    assert_eq!(
+        status(store, &older_preview).await,
+        DeploymentStatus::Superseded
+    );
+    assert_eq!(status(store, &newer_preview).await, DeploymentStatus::Live);
+    assert_eq!(
+        status(store, &production).await,
+        DeploymentStatus::Superseded
+    );
+    assert_eq!(
+        status(store, &newer_production).await,
+        DeploymentStatus::Live
+    );
+    assert_eq!(status(store, &other_preview).await, DeploymentStatus::Live);
+    assert_eq!(
+        store.get_site(&name("docs")).await.unwrap().live_deployment,
+        Some(newer_production.id)
+    );
+    let live: Vec<_> = previews(store, "docs")
+        .await
+        .into_iter()
+        .map(|p| (p.target.to_string(), p.live_deployment))
+        .collect();
+    assert_eq!(
+        live,
+        [
+            ("feature".to_owned(), Some(newer_preview.id)),
+            ("pr-3".to_owned(), Some(other_preview.id)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn promote_keeps_the_preview_deployment_live_and_supersedes_production() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    let production = deployment("docs");
+    let slower_production = deployment("docs");
+    let preview = preview_deployment("docs", "redesign", None);
+    let later_production = deployment("docs");
+    for d in [&production, &slower_production, &preview, &later_production] {
+        create_published(store, d).await;
+    }
+    let t0 = OffsetDateTime::now_utc();
+    store
+        .activate(&production.site, &production.id, t0)
+        .await
+        .unwrap();
+    store
+        .activate(&preview.site, &preview.id, t0)
+        .await
+        .unwrap();
+
+    // Promote: production serves the preview's deployment.
+    let t1 = t0 + time::Duration::seconds(1);
+    let promoted = store
+        .route_production(&preview.site, &preview.id, Displaced::Superseded, t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        promoted.status,
+        DeploymentStatus::Live,
+        "it stays live on its preview"
+    );
+    assert_eq!(promoted.activated_at, Some(t1));
+    assert_eq!(
+        store
+            .get_deployment(&preview.site, &preview.id)
+            .await
+            .unwrap(),
+        promoted
+    );
+    assert_eq!(
+        status(store, &production).await,
+        DeploymentStatus::Superseded
+    );
+    assert_eq!(
+        store.get_site(&name("docs")).await.unwrap().live_deployment,
+        Some(preview.id)
+    );
+    assert_eq!(
+        previews(store, "docs").await[0].live_deployment,
+        Some(preview.id)
+    );
+
+    // A production deploy older than the promoted deployment loses to it; a newer one
+    // takes production back and leaves the preview as it is.
+    assert_eq!(
+        store
+            .activate(&slower_production.site, &slower_production.id, t1)
+            .await
+            .unwrap(),
+        ActivateOutcome::Superseded { newer: preview.id }
+    );
+    let t2 = t1 + time::Duration::seconds(1);
+    assert_eq!(
+        store
+            .activate(&later_production.site, &later_production.id, t2)
+            .await
+            .unwrap(),
+        ActivateOutcome::Activated { previous: None }
+    );
+    assert_eq!(status(store, &preview).await, DeploymentStatus::Live);
+    assert_eq!(
+        store.get_site(&name("docs")).await.unwrap().live_deployment,
+        Some(later_production.id)
+    );
+}
+
+#[tokio::test]
+async fn rollback_after_a_promote_returns_to_the_production_deployment_before_it() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    let production = deployment("docs");
+    let preview = preview_deployment("docs", "redesign", Some(12));
+    for d in [&production, &preview] {
+        create_published(store, d).await;
+    }
+    let t0 = OffsetDateTime::now_utc();
+    store
+        .activate(&production.site, &production.id, t0)
+        .await
+        .unwrap();
+    store
+        .activate(&preview.site, &preview.id, t0)
+        .await
+        .unwrap();
+    let t1 = t0 + time::Duration::seconds(1);
+    store
+        .route_production(&preview.site, &preview.id, Displaced::Superseded, t1)
+        .await
+        .unwrap();
+
+    let deployments = store.list_deployments(&name("docs")).await.unwrap();
+    let candidate = rollback_candidate(&deployments, Some(preview.id)).unwrap();
+    assert_eq!(candidate.id, production.id);
+    let t2 = t1 + time::Duration::seconds(1);
+    let back = store
+        .route_production(&production.site, &production.id, Displaced::RolledBack, t2)
+        .await
+        .unwrap();
+
+    assert_eq!(back.status, DeploymentStatus::Live);
+    assert_eq!(back.activated_at, Some(t2));
+    // The promoted deployment is not production's: it stays live on its preview.
+    assert_eq!(status(store, &preview).await, DeploymentStatus::Live);
+    assert_eq!(
+        store.get_site(&name("docs")).await.unwrap().live_deployment,
+        Some(production.id)
+    );
+    assert_eq!(
+        previews(store, "docs").await[0].live_deployment,
+        Some(preview.id)
+    );
+    // Routing production to a deployment that never published is refused, changing nothing.
+    let unpublished = deployment("docs");
+    store.create_deployment(&unpublished).await.unwrap();
+    assert!(matches!(
+        store
+            .route_production(
+                &unpublished.site,
+                &unpublished.id,
+                Displaced::RolledBack,
+                t2
+            )
+            .await,
+        Err(StateError::InvalidTransition {
+            from: DeploymentStatus::Queued,
+            to: DeploymentStatus::Live,
+            ..
+        })
+    ));
+    assert_eq!(status(store, &production).await, DeploymentStatus::Live);
+}
+
+#[tokio::test]
+async fn a_removed_preview_refuses_deployments_made_before_its_removal() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    let live = preview_deployment("docs", "feature", None);
+    let late = preview_deployment("docs", "feature", None);
+    for d in [&live, &late] {
+        create_published(store, d).await;
+    }
+    let t0 = OffsetDateTime::now_utc();
+    store.activate(&live.site, &live.id, t0).await.unwrap();
+    let target = live.target.clone();
+
+    let removed_at = OffsetDateTime::now_utc();
+    let before = store
+        .remove_preview(&name("docs"), &target, removed_at)
+        .await
+        .unwrap()
+        .expect("the preview existed");
+    assert_eq!(before.live_deployment, Some(live.id));
+    assert_eq!(before.removed_at, None);
+    assert_eq!(status(store, &live).await, DeploymentStatus::Superseded);
+    let tombstone = &previews(store, "docs").await[0];
+    assert_eq!(tombstone.live_deployment, None);
+    assert_eq!(tombstone.removed_at, Some(removed_at));
+    assert_eq!(tombstone.updated_at, removed_at);
+
+    // A build that was still running when the branch went away finishes: it never goes live.
+    assert_eq!(
+        store
+            .activate(&late.site, &late.id, removed_at)
+            .await
+            .unwrap(),
+        ActivateOutcome::TargetRemoved
+    );
+    assert_eq!(status(store, &late).await, DeploymentStatus::Superseded);
+    assert_eq!(previews(store, "docs").await[0], *tombstone);
+
+    // The branch is pushed again: a deployment made after the removal brings it back.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let again = preview_deployment("docs", "feature", None);
+    create_published(store, &again).await;
+    let t1 = removed_at + time::Duration::seconds(1);
+    assert_eq!(
+        store.activate(&again.site, &again.id, t1).await.unwrap(),
+        ActivateOutcome::Activated { previous: None }
+    );
+    let revived = &previews(store, "docs").await[0];
+    assert_eq!(revived.live_deployment, Some(again.id));
+    assert_eq!(revived.removed_at, None);
+    assert_eq!(revived.updated_at, t1);
+
+    // Removing a preview that never went live leaves a tombstone too.
+    let closed = TargetName::pull_request(99);
+    assert_eq!(
+        store
+            .remove_preview(&name("docs"), &closed, t1)
+            .await
+            .unwrap(),
+        None
+    );
+    let listed = previews(store, "docs").await;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].target, closed);
+    assert_eq!(listed[1].removed_at, Some(t1));
+    assert!(matches!(
+        store.remove_preview(&name("nope"), &closed, t1).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_activations_of_a_new_preview_leave_exactly_the_newest_live() {
+    let h = harness().await;
+    let store = &h.store;
+    store.create_site(&site("docs")).await.unwrap();
+    for round in 0..6 {
+        // A fresh target each round, so both race to create its record.
+        let branch = format!("race-{round}");
+        let older = preview_deployment("docs", &branch, None);
+        let newer = preview_deployment("docs", &branch, None);
+        for d in [&older, &newer] {
+            create_published(store, d).await;
+        }
+        let now = OffsetDateTime::now_utc();
+        let (o, n) = if round % 2 == 0 {
+            tokio::join!(
+                store.activate(&older.site, &older.id, now),
+                store.activate(&newer.site, &newer.id, now)
+            )
+        } else {
+            let (n, o) = tokio::join!(
+                store.activate(&newer.site, &newer.id, now),
+                store.activate(&older.site, &older.id, now)
+            );
+            (o, n)
+        };
+        // Either order of commits is fine; both end with the newer one live.
+        match (o.unwrap(), n.unwrap()) {
+            (
+                ActivateOutcome::Superseded { newer: id },
+                ActivateOutcome::Activated { previous: None },
+            ) => assert_eq!(id, newer.id, "round {round}"),
+            (
+                ActivateOutcome::Activated { previous: None },
+                ActivateOutcome::Activated { previous: Some(id) },
+            ) => assert_eq!(id, older.id, "round {round}"),
+            other => panic!("round {round}: {other:?}"),
+        }
+        assert_eq!(
+            status(store, &newer).await,
+            DeploymentStatus::Live,
+            "round {round}"
+        );
+        assert_eq!(
+            status(store, &older).await,
+            DeploymentStatus::Superseded,
+            "round {round}"
+        );
+        let preview = previews(store, "docs")
+            .await
+            .into_iter()
+            .find(|p| p.target == newer.target)
+            .unwrap();
+        assert_eq!(preview.live_deployment, Some(newer.id), "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn webhook_deliveries_are_recorded_once_until_they_expire() {
+    let h = harness().await;
+    let store = &h.store;
+    let delivery = support::unique("delivery");
+    let hour = OffsetDateTime::now_utc() + time::Duration::hours(1);
+
+    assert!(store.record_delivery(&delivery, hour).await.unwrap());
+    assert!(
+        !store.record_delivery(&delivery, hour).await.unwrap(),
+        "a redelivery"
+    );
+    let other = support::unique("delivery");
+    assert!(store.record_delivery(&other, hour).await.unwrap());
+
+    let item = h
+        .raw
+        .get_item()
+        .table_name(&h.table)
+        .key("PK", AttributeValue::S(format!("HOOK#{delivery}")))
+        .key("SK", AttributeValue::S("DELIVERY".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the delivery item");
+    assert_eq!(
+        item[TTL_ATTRIBUTE],
+        AttributeValue::N(hour.unix_timestamp().to_string())
+    );
+
+    // An expired record that TTL has not deleted yet is taken over.
+    let expired = support::unique("delivery");
+    let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    assert!(store.record_delivery(&expired, past).await.unwrap());
+    assert!(store.record_delivery(&expired, hour).await.unwrap());
+    assert!(!store.record_delivery(&expired, hour).await.unwrap());
 }

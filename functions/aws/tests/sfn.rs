@@ -5,8 +5,8 @@
 mod support;
 
 use slipway_aws::sfn::{ExecutionState, SfnError, SfnWorkflow, StateMachineArn};
-use slipway_core::model::ObjectLocation;
-use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::model::{DeploymentSource, GitSource, ObjectLocation};
+use slipway_core::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName};
 use slipway_core::ports::{Bucket, DeployRequest, StartOutcome, WorkflowError, WorkflowStarter};
 use slipway_core::trigger::execution_name;
 
@@ -68,10 +68,10 @@ fn request(key: &str) -> DeployRequest {
     DeployRequest {
         site: SiteName::parse("docs").unwrap(),
         deployment_id: DeploymentId::generate(),
-        source: ObjectLocation {
+        source: DeploymentSource::Archive(ObjectLocation {
             bucket: Bucket::Source,
             key: key.to_owned(),
-        },
+        }),
         prebuilt: false,
     }
 }
@@ -96,6 +96,28 @@ async fn a_start_runs_the_state_machine_with_the_deploy_request_as_input() {
         ":execution:{}:{name}",
         h.arn.rsplit(':').next().unwrap()
     )));
+}
+
+#[tokio::test]
+async fn a_git_source_reaches_the_state_machine_intact() {
+    let h = harness().await;
+    let req = DeployRequest {
+        source: DeploymentSource::Git(GitSource {
+            repo: RepoName::parse("acme/docs").unwrap(),
+            clone_url: "https://github.com/acme/docs.git".into(),
+            sha: CommitSha::parse("4b825dc642cb6eb9a060e54bf8d69288fbee4904").unwrap(),
+            branch: BranchName::parse("feature/login").unwrap(),
+            pull_request: Some(7),
+            root: None,
+        }),
+        ..request("unused")
+    };
+    let name = execution_name(&req.deployment_id);
+
+    h.workflow.start(&name, &req).await.unwrap();
+
+    let input: DeployRequest = serde_json::from_str(&h.raw_input(&name).await).unwrap();
+    assert_eq!(input, req);
 }
 
 #[tokio::test]

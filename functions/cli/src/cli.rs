@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::names::{BranchName, DeploymentId, RepoName, RootDir, SiteName};
 use slipway_core::zipsafe::ZipLimits;
 use slipway_local::dev::DevLimits;
 
@@ -53,6 +53,10 @@ pub enum Command {
     Deployments(DeploymentsArgs),
     /// Make an earlier deployment live again (by default the previously live one).
     Rollback(RollbackArgs),
+    /// Make production serve a preview's deployment: one routing write, no rebuild.
+    Promote(PromoteArgs),
+    /// List a site's previews (branches and pull requests) with their URLs.
+    Previews(PreviewsArgs),
     /// Print a deployment's build log.
     Logs(LogsArgs),
 }
@@ -104,6 +108,34 @@ pub struct DevArgs {
     /// Require this bearer token on API requests.
     #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+/// `slipway dev`'s GitHub settings.
+#[derive(Debug, Clone, Args)]
+pub struct GithubArgs {
+    /// The secret GitHub signs webhook deliveries with; without it `POST /webhooks/github`
+    /// refuses every delivery.
+    #[arg(long, env = "SLIPWAY_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<String>,
+    /// The token commit statuses are sent with (`repo:status`, or "Commit statuses: write").
+    #[arg(long, env = "SLIPWAY_GITHUB_TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+    /// The GitHub REST API; GitHub Enterprise Server is `https://HOST/api/v3`.
+    #[arg(long, env = "SLIPWAY_GITHUB_API_URL", default_value = slipway_github::DEFAULT_API_URL)]
+    pub github_api_url: String,
+}
+
+impl GithubArgs {
+    /// No webhooks and no commit statuses (the demo deploys a directory).
+    pub fn off() -> Self {
+        Self {
+            github_webhook_secret: None,
+            github_token: None,
+            github_api_url: slipway_github::DEFAULT_API_URL.to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -149,9 +181,19 @@ pub struct SitesCreateArgs {
     /// `about.html`); `/about/` serves `/about/index.html`.
     #[arg(long)]
     pub clean_urls: bool,
-    /// How many finished deployments to keep.
+    /// How many finished deployments to keep, per production and per preview.
     #[arg(long, value_name = "N")]
     pub retain: Option<u32>,
+    /// Link the site to a GitHub repository: pushes to --branch deploy production, other
+    /// branches and pull requests deploy previews.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub repo: Option<RepoName>,
+    /// The production branch [default: main].
+    #[arg(long, value_name = "BRANCH", requires = "repo")]
+    pub branch: Option<BranchName>,
+    /// The app's directory inside the repository (a monorepo): builds run there.
+    #[arg(long, value_name = "DIR", requires = "repo")]
+    pub root: Option<RootDir>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -208,6 +250,25 @@ pub struct RollbackArgs {
     /// The deployment to make live; defaults to the previously live one.
     #[arg(long, value_name = "ID")]
     pub to: Option<DeploymentId>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The site whose production to change.
+    pub site: SiteName,
+    /// A preview target (`pr-12`, `feature-x`: see `slipway previews`) or a deployment id.
+    #[arg(long, value_name = "TARGET|ID")]
+    pub from: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewsArgs {
+    /// The site whose previews to list.
+    pub site: SiteName,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use slipway_core::api_types::{
     ApiErrorBody, CreateDeploymentRequest, CreateDeploymentResponse, CreateSiteRequest,
-    DeploymentOutcome, DeploymentView, LogsResponse, RollbackRequest, SiteView, UploadTarget,
+    DeploymentOutcome, DeploymentView, LogsResponse, PreviewView, PromoteRequest, RollbackRequest,
+    SiteView, UploadTarget,
 };
 use slipway_core::names::{DeploymentId, SiteName};
 use tokio_util::io::ReaderStream;
@@ -306,6 +307,19 @@ impl ApiClient {
     }
 
     /// Log lines with a sequence number greater than `after`.
+    pub async fn promote(
+        &self,
+        site: &SiteName,
+        req: &PromoteRequest,
+    ) -> Result<DeploymentOutcome, ClientError> {
+        self.call(Method::POST, &format!("/sites/{site}/promote"), Some(req))
+            .await
+    }
+
+    pub async fn list_previews(&self, site: &SiteName) -> Result<Vec<PreviewView>, ClientError> {
+        self.get(&format!("/sites/{site}/previews")).await
+    }
+
     pub async fn logs(&self, id: &DeploymentId, after: u64) -> Result<LogsResponse, ClientError> {
         self.get(&format!("/deployments/{id}/logs?after={after}"))
             .await

@@ -114,6 +114,7 @@ pub fn view(id: DeploymentId, status: DeploymentStatus) -> DeploymentView {
     );
     deployment.status = status;
     DeploymentView {
+        deployment_url: format!("http://{id}--docs.localhost:7080/"),
         deployment,
         url: "http://docs.localhost:7080/".to_owned(),
     }

@@ -11,29 +11,24 @@ use time::OffsetDateTime;
 
 use crate::api_types::{
     ApiErrorBody, ApiErrorDetail, CreateDeploymentRequest, CreateDeploymentResponse,
-    CreateSiteRequest, DeploymentOutcome, DeploymentView, LogsResponse, RollbackRequest, SiteView,
+    CreateSiteRequest, DeploymentOutcome, DeploymentView, LogsResponse, PreviewView,
+    PromoteRequest, RollbackRequest, SiteView,
 };
-use crate::model::{
-    rollback_candidate, Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site,
-};
-use crate::names::{DeploymentId, NameError, SiteName};
-use crate::ports::{Bucket, StateError, UploadTargets};
+use crate::model::{rollback_candidate, Deployment, ObjectLocation, RepoLink, RoutingFlags, Site};
+use crate::names::{BranchName, DeploymentId, NameError, RepoName, RootDir, SiteName, TargetName};
+use crate::ports::{Bucket, Displaced, StateError, UploadTargets};
 use crate::steps::{Pipeline, StepError};
 
 /// JSON bodies above this size are refused with 413.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    /// A site's public URL, with `{site}` in place of its name.
-    pub site_url_template: String,
-}
-
 pub struct ControlPlane {
     pipeline: Pipeline,
     uploads: Arc<dyn UploadTargets>,
-    config: ApiConfig,
 }
+
+/// The production branch of a site linked to a repository without `--branch`.
+pub const DEFAULT_PRODUCTION_BRANCH: &str = "main";
 
 /// A failed request: its status, a stable code and a message for people.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +108,22 @@ impl From<NameError> for ApiError {
     }
 }
 
+/// Every route the control plane serves, as method and path template (OpenAPI's spelling).
+/// `infra/api/openapi.yaml` documents exactly these; a test holds the two together.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/sites"),
+    ("POST", "/sites"),
+    ("GET", "/sites/{site}"),
+    ("GET", "/sites/{site}/deployments"),
+    ("POST", "/sites/{site}/deployments"),
+    ("GET", "/sites/{site}/deployments/{deployment_id}"),
+    ("POST", "/sites/{site}/rollback"),
+    ("POST", "/sites/{site}/promote"),
+    ("GET", "/sites/{site}/previews"),
+    ("GET", "/deployments/{deployment_id}"),
+    ("GET", "/deployments/{deployment_id}/logs"),
+];
+
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Bytes::from(bytes));
@@ -174,18 +185,13 @@ fn query_u64(query: Option<&str>, name: &str) -> Result<u64, ApiError> {
 }
 
 impl ControlPlane {
-    pub fn new(pipeline: Pipeline, uploads: Arc<dyn UploadTargets>, config: ApiConfig) -> Self {
-        Self {
-            pipeline,
-            uploads,
-            config,
-        }
+    pub fn new(pipeline: Pipeline, uploads: Arc<dyn UploadTargets>) -> Self {
+        Self { pipeline, uploads }
     }
 
     pub fn site_url(&self, site: &SiteName) -> String {
-        self.config
-            .site_url_template
-            .replace("{site}", site.as_str())
+        let config = &self.pipeline.config;
+        config.urls.url(&config.hosts.production(site))
     }
 
     fn site_view(&self, site: Site) -> SiteView {
@@ -196,8 +202,14 @@ impl ControlPlane {
     }
 
     fn deployment_view(&self, deployment: Deployment) -> DeploymentView {
+        let config = &self.pipeline.config;
         DeploymentView {
-            url: self.site_url(&deployment.site),
+            url: config
+                .urls
+                .url(&config.hosts.target(&deployment.target, &deployment.site)),
+            deployment_url: config
+                .urls
+                .url(&config.hosts.deployment(&deployment.id, &deployment.site)),
             deployment,
         }
     }
@@ -248,6 +260,13 @@ impl ControlPlane {
                 self.roll_back(&SiteName::parse(site)?, parse_json(body)?)
                     .await
             }
+            (&Method::POST, ["sites", site, "promote"]) => {
+                self.promote(&SiteName::parse(site)?, parse_required_json(body)?)
+                    .await
+            }
+            (&Method::GET, ["sites", site, "previews"]) => {
+                self.list_previews(&SiteName::parse(site)?).await
+            }
             (&Method::GET, ["deployments", id]) => {
                 let deployment = self
                     .pipeline
@@ -270,6 +289,8 @@ impl ControlPlane {
                 | ["sites", _, "deployments"]
                 | ["sites", _, "deployments", _]
                 | ["sites", _, "rollback"]
+                | ["sites", _, "promote"]
+                | ["sites", _, "previews"]
                 | ["deployments", _]
                 | ["deployments", _, "logs"],
             ) => Err(ApiError::new(
@@ -307,6 +328,23 @@ impl ControlPlane {
                 "retain must be between 1 and 1000",
             ));
         }
+        let repo = match (&request.repo, &request.branch, &request.root) {
+            (Some(repo), branch, root) => Some(RepoLink {
+                repo: RepoName::parse(repo)?,
+                production_branch: BranchName::parse(
+                    branch.as_deref().unwrap_or(DEFAULT_PRODUCTION_BRANCH),
+                )?,
+                root: root.as_deref().map(RootDir::parse).transpose()?,
+            }),
+            (None, None, None) => None,
+            (None, _, _) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_repo",
+                    "branch and root only apply to a site linked to a repository",
+                ))
+            }
+        };
         let site = Site {
             name,
             routing: RoutingFlags {
@@ -316,6 +354,7 @@ impl ControlPlane {
             retain,
             created_at: OffsetDateTime::now_utc(),
             live_deployment: None,
+            repo,
         };
         self.pipeline.state.create_site(&site).await?;
         tracing::info!(site = %site.name, "site created");
@@ -394,7 +433,7 @@ impl ControlPlane {
                 .iter()
                 .find(|d| d.id == id)
                 .ok_or(StateError::DeploymentNotFound(id))?,
-            None => rollback_candidate(&deployments).ok_or_else(|| {
+            None => rollback_candidate(&deployments, current.live_deployment).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,
                     "no_rollback_target",
@@ -402,34 +441,121 @@ impl ControlPlane {
                 )
             })?,
         };
-        if !target.status.is_servable() {
+        let live = self
+            .serve_in_production(&current, target, Displaced::RolledBack)
+            .await?;
+        tracing::info!(site = %site, deployment_id = %live.id, "rolled back");
+        Ok(json_response(StatusCode::OK, &self.outcome(live)))
+    }
+
+    /// Production serves a preview's deployment (or any published one): one state
+    /// transaction and one key-value write. Nothing is rebuilt or copied.
+    async fn promote(
+        &self,
+        site: &SiteName,
+        request: PromoteRequest,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let current = self.pipeline.state.get_site(site).await?;
+        let id = match DeploymentId::parse(&request.from) {
+            Ok(id) => id,
+            Err(_) => {
+                let target = TargetName::parse(&request.from).map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_promote_source",
+                        format!(
+                            "{:?} is neither a preview target nor a deployment id",
+                            request.from
+                        ),
+                    )
+                })?;
+                self.pipeline
+                    .state
+                    .list_previews(site)
+                    .await?
+                    .into_iter()
+                    .find(|p| p.target == target && p.removed_at.is_none())
+                    .and_then(|p| p.live_deployment)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "preview_not_found",
+                            format!("site {site} has no live preview {target}"),
+                        )
+                    })?
+            }
+        };
+        let deployment = self.pipeline.state.get_deployment(site, &id).await?;
+        let live = self
+            .serve_in_production(&current, &deployment, Displaced::Superseded)
+            .await?;
+        tracing::info!(site = %site, deployment_id = %live.id, from = %request.from, "promoted");
+        Ok(json_response(StatusCode::OK, &self.outcome(live)))
+    }
+
+    async fn serve_in_production(
+        &self,
+        site: &Site,
+        deployment: &Deployment,
+        displaced: Displaced,
+    ) -> Result<Deployment, ApiError> {
+        if !deployment.status.is_servable() {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "not_servable",
                 format!(
                     "deployment {} is {}; only published deployments can go live",
-                    target.id, target.status
+                    deployment.id, deployment.status
                 ),
             ));
         }
-        let live = if current.live_deployment == Some(target.id)
-            && target.status == DeploymentStatus::Live
-        {
-            target.clone()
+        let live = if site.live_deployment == Some(deployment.id) {
+            deployment.clone()
         } else {
             self.pipeline
                 .state
-                .roll_back(site, &target.id, OffsetDateTime::now_utc())
+                .route_production(
+                    &site.name,
+                    &deployment.id,
+                    displaced,
+                    OffsetDateTime::now_utc(),
+                )
                 .await?
         };
-        crate::steps::sync_route(&self.pipeline, site).await?;
-        tracing::info!(site = %site, deployment_id = %live.id, "rolled back");
-        let outcome = DeploymentOutcome {
+        crate::steps::sync_route(&self.pipeline, &site.name).await?;
+        Ok(live)
+    }
+
+    fn outcome(&self, live: Deployment) -> DeploymentOutcome {
+        DeploymentOutcome {
+            url: self.site_url(&live.site),
             deployment_id: live.id,
             status: live.status,
-            url: self.site_url(site),
-        };
-        Ok(json_response(StatusCode::OK, &outcome))
+        }
+    }
+
+    async fn list_previews(&self, site: &SiteName) -> Result<Response<Bytes>, ApiError> {
+        self.pipeline.state.get_site(site).await?;
+        let config = &self.pipeline.config;
+        let views: Vec<PreviewView> = self
+            .pipeline
+            .state
+            .list_previews(site)
+            .await?
+            .into_iter()
+            .filter(|p| p.removed_at.is_none())
+            .filter_map(|p| {
+                Some(PreviewView {
+                    url: config.urls.url(&config.hosts.preview(&p.target, site)),
+                    live_deployment: p.live_deployment?,
+                    target: p.target,
+                    branch: p.branch,
+                    pull_request: p.pull_request,
+                    updated_at: p.updated_at,
+                })
+            })
+            .collect();
+        Ok(json_response(StatusCode::OK, &views))
     }
 
     async fn logs(&self, id: &DeploymentId, after: u64) -> Result<Response<Bytes>, ApiError> {

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use time::OffsetDateTime;
+
 use crate::model::{Deployment, DeploymentStatus, Site};
-use crate::names::DeploymentId;
+use crate::names::{BranchName, DeploymentId, TargetName};
 use crate::ports::LogLine;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +19,12 @@ pub struct CreateSiteRequest {
     #[serde(default)]
     pub clean_urls: bool,
     pub retain: Option<u32>,
+    /// `owner/repo` on GitHub: pushes and pull requests deploy this site.
+    pub repo: Option<String>,
+    /// The production branch (default `main`); other branches deploy previews.
+    pub branch: Option<String>,
+    /// The app's directory inside the repository (a monorepo).
+    pub root: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +41,8 @@ pub struct DeploymentView {
     pub deployment: Deployment,
     /// The URL that serves this deployment's target (the site's URL for production).
     pub url: String,
+    /// This deployment's own URL, valid until it is pruned.
+    pub deployment_url: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +78,26 @@ pub struct RollbackRequest {
     pub to: Option<DeploymentId>,
 }
 
-/// What `deploy --json` and `rollback --json` print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// A preview target (`pr-12`, `feature-x`) whose live deployment, or a deployment id.
+    pub from: String,
+}
+
+/// A preview target as `slipway previews` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewView {
+    pub target: TargetName,
+    pub branch: Option<BranchName>,
+    pub pull_request: Option<u64>,
+    pub live_deployment: DeploymentId,
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What `deploy --json`, `rollback --json` and `promote --json` print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentOutcome {
     pub deployment_id: DeploymentId,

@@ -55,11 +55,19 @@ use std::fmt;
 use serde::de::{self, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::names::RootDir;
 use crate::zipsafe::EntryPath;
 
 pub const CONFIG_FILE: &str = "slipway.toml";
 pub const PACKAGE_JSON: &str = "package.json";
 const ANGULAR_JSON: &str = "angular.json";
+
+/// Every file [`decide`] may read: what a reader without a checkout (a commit on GitHub)
+/// fetches up front.
+pub const DETECTION_FILES: [&str; 3] = [CONFIG_FILE, PACKAGE_JSON, ANGULAR_JSON];
+
+/// Never published from a checkout: the repository's metadata and local secrets.
+const CHECKOUT_EXCLUDES: [&str; 3] = [".git/**/*", "**/.env*", CONFIG_FILE];
 
 /// The Node.js major version JS builds run on (CodeBuild `runtime-versions`).
 pub const NODE_MAJOR: u32 = 20;
@@ -130,6 +138,10 @@ pub struct BuildPlan {
     pub clean_urls: Option<bool>,
     /// Node.js major version to build with; `None` for a custom build without `package.json`.
     pub node_major: Option<u32>,
+    /// The app's directory in a monorepo checkout: commands run there, and `output_dir` is
+    /// relative to it.
+    #[serde(default)]
+    pub root: Option<RootDir>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,6 +563,7 @@ pub fn decide(
             spa,
             clean_urls,
             node_major: None,
+            root: None,
         }));
     };
 
@@ -578,6 +591,7 @@ pub fn decide(
         spa: spa.or(detected.spa),
         clean_urls: clean_urls.or(detected.clean_urls),
         node_major: Some(NODE_MAJOR),
+        root: None,
     }))
 }
 
@@ -609,6 +623,8 @@ pub struct Buildspec {
     pub runtime_versions: BTreeMap<String, String>,
     /// `artifacts.base-directory`: the build output, relative to the source root.
     pub base_directory: String,
+    /// `artifacts.exclude-paths`: globs, relative to the base directory, left out of the output.
+    pub exclude_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -652,11 +668,30 @@ struct ArtifactsOut<'a> {
     #[serde(rename = "base-directory")]
     base_directory: &'a str,
     files: [&'static str; 1],
+    #[serde(rename = "exclude-paths", skip_serializing_if = "<[&str]>::is_empty")]
+    exclude_paths: &'a [&'static str],
 }
 
 const ALL_FILES: &str = "**/*";
 
 impl BuildPlan {
+    /// A checkout of plain files published as they are: no commands, the whole tree (under
+    /// the root) except the repository's metadata and local secrets.
+    pub fn checkout_only(spa: Option<bool>, clean_urls: Option<bool>) -> Self {
+        Self {
+            framework: Framework::PlainHtml,
+            install: Vec::new(),
+            build: vec![
+                "echo 'slipway: no build step; publishing the files as they are'".to_owned(),
+            ],
+            output_dir: ".".to_owned(),
+            spa,
+            clean_urls,
+            node_major: None,
+            root: None,
+        }
+    }
+
     /// Environment the framework's CLI wants in CI: no telemetry, no interactive prompts.
     fn env(&self) -> BTreeMap<&'static str, &'static str> {
         let vars: &[(&str, &str)] = match self.framework {
@@ -673,10 +708,28 @@ impl BuildPlan {
         let runtime_versions = self
             .node_major
             .map(|major| BTreeMap::from([("nodejs", major)]));
-        let install = (runtime_versions.is_some() || !self.install.is_empty()).then(|| PhaseOut {
-            runtime_versions,
-            commands: &self.install,
-        });
+        // In a monorepo every command starts in the app's directory.
+        let in_root = |commands: &[String]| -> Vec<String> {
+            match &self.root {
+                Some(root) => commands
+                    .iter()
+                    .map(|c| format!("cd \"$CODEBUILD_SRC_DIR/{root}\" && {c}"))
+                    .collect(),
+                None => commands.to_vec(),
+            }
+        };
+        let (install_commands, build_commands) = (in_root(&self.install), in_root(&self.build));
+        let install =
+            (runtime_versions.is_some() || !install_commands.is_empty()).then(|| PhaseOut {
+                runtime_versions,
+                commands: &install_commands,
+            });
+        let base_directory = match (&self.root, self.output_dir.as_str()) {
+            (Some(root), ".") => root.to_string(),
+            (Some(root), dir) => format!("{root}/{dir}"),
+            (None, dir) => dir.to_owned(),
+        };
+        let checkout_only = self.framework == Framework::PlainHtml;
         let env = self.env();
         let spec = SpecOut {
             version: 0.2,
@@ -685,12 +738,17 @@ impl BuildPlan {
                 install,
                 build: PhaseOut {
                     runtime_versions: None,
-                    commands: &self.build,
+                    commands: &build_commands,
                 },
             },
             artifacts: ArtifactsOut {
-                base_directory: &self.output_dir,
+                base_directory: &base_directory,
                 files: [ALL_FILES],
+                exclude_paths: if checkout_only {
+                    &CHECKOUT_EXCLUDES
+                } else {
+                    &[]
+                },
             },
         };
         // Serialising plain structs of strings and numbers cannot fail.
@@ -730,6 +788,8 @@ struct ArtifactsIn {
     #[serde(rename = "base-directory")]
     base_directory: String,
     files: Vec<String>,
+    #[serde(rename = "exclude-paths", default)]
+    exclude_paths: Vec<String>,
 }
 
 fn invalid_spec(reason: impl Into<String>) -> PlanError {
@@ -804,12 +864,18 @@ pub fn parse_buildspec(yaml: &str) -> Result<Buildspec, PlanError> {
             raw.artifacts.files
         )));
     }
-    let base_directory = output_dir(&raw.artifacts.base_directory)?;
+    // `.` is the source root itself: only a checkout published as it is (with its
+    // exclude-paths) uses it; slipway.toml's `output_dir` may not.
+    let base_directory = match raw.artifacts.base_directory.trim() {
+        "." => ".".to_owned(),
+        other => output_dir(other)?,
+    };
     Ok(Buildspec {
         phases,
         env,
         runtime_versions,
         base_directory,
+        exclude_paths: raw.artifacts.exclude_paths,
     })
 }
 
@@ -1249,6 +1315,37 @@ output_dir = "./public/"
                 );
             }
         }
+    }
+
+    #[test]
+    fn monorepo_and_checkout_buildspecs_run_in_the_root_and_keep_secrets_out() {
+        let pkg = package(r#""vite":"5""#);
+        let mut plan =
+            Source::new(&[("package.json", pkg.as_str()), ("package-lock.json", "")]).plan();
+        plan.root = Some(RootDir::parse("apps/web").unwrap());
+        let spec = parse_buildspec(&plan.buildspec_yaml()).unwrap();
+        assert_eq!(
+            spec.phases[1].commands,
+            ["cd \"$CODEBUILD_SRC_DIR/apps/web\" && npm run build"]
+        );
+        assert_eq!(spec.base_directory, "apps/web/dist");
+        assert!(spec.exclude_paths.is_empty());
+
+        let checkout = BuildPlan::checkout_only(Some(true), None);
+        let spec = parse_buildspec(&checkout.buildspec_yaml()).unwrap();
+        assert_eq!(spec.base_directory, ".");
+        assert_eq!(
+            spec.exclude_paths,
+            [".git/**/*", "**/.env*", "slipway.toml"]
+        );
+        let mut rooted = checkout;
+        rooted.root = Some(RootDir::parse("site").unwrap());
+        assert_eq!(
+            parse_buildspec(&rooted.buildspec_yaml())
+                .unwrap()
+                .base_directory,
+            "site"
+        );
     }
 
     #[test]

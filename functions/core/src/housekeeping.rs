@@ -24,11 +24,11 @@ pub async fn expire_abandoned_uploads(
             {
                 continue;
             }
-            let arrived = p
-                .objects
-                .head(deployment.source.bucket, &deployment.source.key)
-                .await?
-                .is_some();
+            // A deployment from git has nothing to upload: only its start can have been lost.
+            let arrived = match deployment.source.archive() {
+                Some(source) => p.objects.head(source.bucket, &source.key).await?.is_some(),
+                None => true,
+            };
             let cause = if arrived {
                 "the source arrived but its deploy never started; deploy again"
             } else {

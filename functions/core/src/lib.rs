@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_types;
 pub mod build_plan;
+pub mod github;
 pub mod housekeeping;
 pub mod media;
 pub mod model;

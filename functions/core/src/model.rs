@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::names::{DeploymentId, SiteName};
+use crate::names::{BranchName, CommitSha, DeploymentId, RepoName, RootDir, SiteName, TargetName};
 
 /// Where a deployment's lifecycle stands. Each move is a conditional write in the state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,9 +117,10 @@ pub struct Deployment {
     pub id: DeploymentId,
     pub site: SiteName,
     pub status: DeploymentStatus,
-    /// `production` for now; previews add their own targets.
-    pub target: String,
-    pub source: ObjectLocation,
+    /// What it was deployed for: `production` or a preview. Its status is relative to that
+    /// target (`live` = what the target serves); promote can also route production to it.
+    pub target: TargetName,
+    pub source: DeploymentSource,
     /// The caller said the source is already built output.
     pub prebuilt: bool,
     /// Prepare decided the source needs a build.
@@ -131,15 +132,13 @@ pub struct Deployment {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-    /// When it last became live; rollback goes to the most recently activated one.
+    /// When it last became production's live deployment; rollback goes to the most recent.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub activated_at: Option<OffsetDateTime>,
     pub error: Option<RecordedError>,
     pub file_count: Option<u64>,
     pub bytes: Option<u64>,
 }
-
-pub const PRODUCTION_TARGET: &str = "production";
 
 impl Deployment {
     /// A new production deployment that waits for the pipeline.
@@ -154,8 +153,8 @@ impl Deployment {
             id,
             site,
             status: DeploymentStatus::Queued,
-            target: PRODUCTION_TARGET.to_owned(),
-            source,
+            target: TargetName::production(),
+            source: DeploymentSource::Archive(source),
             prebuilt,
             built: false,
             routing: RoutingFlags::default(),
@@ -169,13 +168,94 @@ impl Deployment {
     }
 }
 
-/// Where a rollback without an explicit target goes: the deployment that was live most
-/// recently before the current one. Prune never deletes it.
-pub fn rollback_candidate(deployments: &[Deployment]) -> Option<&Deployment> {
+/// Where a rollback without an explicit target goes: the published deployment that served
+/// production most recently before the current one. Prune never deletes it.
+pub fn rollback_candidate(
+    deployments: &[Deployment],
+    production: Option<DeploymentId>,
+) -> Option<&Deployment> {
     deployments
         .iter()
-        .filter(|d| d.status == DeploymentStatus::Superseded && d.activated_at.is_some())
+        .filter(|d| {
+            d.activated_at.is_some()
+                && Some(d.id) != production
+                && matches!(
+                    d.status,
+                    DeploymentStatus::Superseded | DeploymentStatus::Live
+                )
+        })
         .max_by_key(|d| d.activated_at)
+}
+
+/// What a deployment is built from: a zip in the source bucket, or a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeploymentSource {
+    Archive(ObjectLocation),
+    Git(GitSource),
+}
+
+impl DeploymentSource {
+    pub fn archive(&self) -> Option<&ObjectLocation> {
+        match self {
+            Self::Archive(location) => Some(location),
+            Self::Git(_) => None,
+        }
+    }
+
+    pub fn git(&self) -> Option<&GitSource> {
+        match self {
+            Self::Archive(_) => None,
+            Self::Git(git) => Some(git),
+        }
+    }
+}
+
+/// The commit a deployment from git builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitSource {
+    pub repo: RepoName,
+    /// What the builder clones (a `file://` URL works in `slipway dev`).
+    pub clone_url: String,
+    pub sha: CommitSha,
+    pub branch: BranchName,
+    pub pull_request: Option<u64>,
+    /// The app's directory inside the repository.
+    pub root: Option<RootDir>,
+}
+
+/// A site's link to a GitHub repository: pushes to `production_branch` deploy production,
+/// other branches and pull requests deploy previews.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoLink {
+    pub repo: RepoName,
+    pub production_branch: BranchName,
+    pub root: Option<RootDir>,
+}
+
+/// A preview target: what `{target}--{site}` serves. Removing it (branch deleted, pull
+/// request closed) keeps a tombstone, so a build still in flight never brings it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub site: SiteName,
+    pub target: TargetName,
+    pub branch: Option<BranchName>,
+    pub pull_request: Option<u64>,
+    pub live_deployment: Option<DeploymentId>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When it was removed; deployments created before then never go live on it.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub removed_at: Option<OffsetDateTime>,
+}
+
+impl Preview {
+    /// Whether `deployment` was created after the preview was last removed.
+    pub fn accepts(&self, deployment: &DeploymentId) -> bool {
+        self.removed_at.is_none_or(|removed| {
+            i128::from(deployment.timestamp_ms()) > removed.unix_timestamp_nanos() / 1_000_000
+        })
+    }
 }
 
 /// How the edge treats a site's paths. Stored with the site and copied next to the
@@ -197,7 +277,11 @@ pub struct Site {
     pub retain: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// What production serves: a production deployment, or a promoted preview deployment.
     pub live_deployment: Option<DeploymentId>,
+    /// The GitHub repository pushes come from, if any.
+    #[serde(default)]
+    pub repo: Option<RepoLink>,
 }
 
 impl Site {

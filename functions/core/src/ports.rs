@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::model::{Deployment, DeploymentStatus, RecordedError, Site};
-use crate::names::{DeploymentId, SiteName};
+use crate::model::{
+    Deployment, DeploymentSource, DeploymentStatus, GitSource, Preview, RecordedError, Site,
+};
+use crate::names::{CommitSha, DeploymentId, RepoName, SiteName, TargetName};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -196,12 +198,33 @@ pub struct DeploymentPatch {
 /// What Activate's transaction decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActivateOutcome {
-    /// This deployment is now live; `previous` (if any) is superseded.
+    /// This deployment is now live on its target; `previous` (if any) is superseded.
     Activated { previous: Option<DeploymentId> },
     /// It was already live (Activate re-ran after a crash).
     AlreadyLive,
     /// A newer deployment of the same target is live; this one is superseded and never served.
     Superseded { newer: DeploymentId },
+    /// Its preview was removed (branch deleted, pull request closed) after it was created:
+    /// it is superseded and the preview stays gone.
+    TargetRemoved,
+}
+
+/// What happens to the deployment production served before a repoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Displaced {
+    /// A rollback: it becomes `rolled-back`.
+    RolledBack,
+    /// A promote: it becomes `superseded`, as if a newer deploy had replaced it.
+    Superseded,
+}
+
+impl Displaced {
+    pub fn status(self) -> DeploymentStatus {
+        match self {
+            Displaced::RolledBack => DeploymentStatus::RolledBack,
+            Displaced::Superseded => DeploymentStatus::Superseded,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,8 +262,10 @@ pub trait StateStore: Send + Sync {
         patch: DeploymentPatch,
     ) -> Result<Deployment, StateError>;
 
-    /// In one transaction: make `id` live and supersede the previous live deployment,
-    /// unless a newer deployment of the same target is already live.
+    /// In one transaction: make `id` live on its target (production, or its preview, whose
+    /// record is created when missing) and supersede the target's previous live deployment,
+    /// unless a newer deployment of the same target is already live or the preview was removed
+    /// after `id` was created.
     async fn activate(
         &self,
         site: &SiteName,
@@ -248,13 +273,36 @@ pub trait StateStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<ActivateOutcome, StateError>;
 
-    /// In one transaction: the live deployment becomes rolled-back and `to` becomes live.
-    async fn roll_back(
+    /// In one transaction: production serves `to` (rollback, roll forward or promote). The
+    /// deployment production served before becomes `displaced` if it is a production
+    /// deployment; `to` becomes live if it is one. A preview deployment keeps its status.
+    async fn route_production(
         &self,
         site: &SiteName,
         to: &DeploymentId,
+        displaced: Displaced,
         now: OffsetDateTime,
     ) -> Result<Deployment, StateError>;
+
+    /// Every preview record of the site, removed ones included, by target name.
+    async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError>;
+
+    /// In one transaction: marks the preview removed (creating its tombstone when missing)
+    /// and supersedes its live deployment. Returns the preview as it was, if it existed.
+    async fn remove_preview(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+        now: OffsetDateTime,
+    ) -> Result<Option<Preview>, StateError>;
+
+    /// Records a webhook delivery id until `expires_at`; false when it was already recorded
+    /// (a redelivery). Expired records may be reused.
+    async fn record_delivery(
+        &self,
+        delivery: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StateError>;
 
     /// Deletes a finished deployment's record, unless it is live or routed to (a
     /// conditional delete: a rollback racing Prune keeps its target).
@@ -290,8 +338,19 @@ pub trait KeyValueStore: Send + Sync {
 pub struct DeployRequest {
     pub site: SiteName,
     pub deployment_id: DeploymentId,
-    pub source: crate::model::ObjectLocation,
+    pub source: DeploymentSource,
     pub prebuilt: bool,
+}
+
+impl DeployRequest {
+    pub fn for_deployment(deployment: &Deployment) -> Self {
+        Self {
+            site: deployment.site.clone(),
+            deployment_id: deployment.id,
+            source: deployment.source.clone(),
+            prebuilt: deployment.prebuilt,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,10 +394,17 @@ pub trait WorkflowStarter: Send + Sync {
     ) -> Result<StartOutcome, WorkflowError>;
 }
 
+/// What a build checks out: CodeBuild's `S3` or `GITHUB` source type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BuildSource {
+    Archive(crate::model::ObjectLocation),
+    Git { url: String, commit: CommitSha },
+}
+
 /// One build, in the shape CodeBuild's StartBuild overrides take.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRequest {
-    pub source: crate::model::ObjectLocation,
+    pub source: BuildSource,
     /// The buildspec YAML (see [`crate::build_plan::BuildPlan::buildspec_yaml`]).
     pub buildspec: String,
     /// Where the packed output directory goes.
@@ -359,6 +425,13 @@ pub enum BuildError {
     Source(#[source] crate::zipsafe::ZipError),
     #[error("the source {key:?} is not in the {} bucket", bucket.as_str())]
     SourceMissing { bucket: Bucket, key: String },
+    /// A git source whose commit could not be fetched (unknown commit, unreachable repository).
+    #[error("commit {commit} of {url} could not be checked out: {reason}")]
+    Checkout {
+        url: String,
+        commit: CommitSha,
+        reason: String,
+    },
     #[error("invalid buildspec: {0}")]
     Buildspec(#[source] crate::build_plan::PlanError),
     #[error("phase {phase} failed: command `{command}` ended with {status}")]
@@ -383,7 +456,9 @@ impl BuildError {
     /// The CodeBuild phase the failure belongs to, as `BatchGetBuilds` reports it.
     pub fn phase(&self) -> &str {
         match self {
-            BuildError::Source(_) | BuildError::SourceMissing { .. } => "DOWNLOAD_SOURCE",
+            BuildError::Source(_)
+            | BuildError::SourceMissing { .. }
+            | BuildError::Checkout { .. } => "DOWNLOAD_SOURCE",
             BuildError::Buildspec(_) => "INSTALL",
             BuildError::CommandFailed { phase, .. } | BuildError::TimedOut { phase, .. } => phase,
             BuildError::NoOutput(_) => "UPLOAD_ARTIFACTS",
@@ -396,4 +471,79 @@ impl BuildError {
 #[async_trait]
 pub trait Builder: Send + Sync {
     async fn run(&self, request: BuildRequest) -> Result<BuildReport, BuildError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("commit {sha} of {repo} could not be found: {reason}")]
+    NotFound {
+        repo: RepoName,
+        sha: CommitSha,
+        reason: String,
+    },
+    /// Retrying will not help: the commit has more files than the reader can list.
+    #[error(
+        "commit {sha} of {repo} has too many files to list; set --root to the app's directory"
+    )]
+    TooLarge { repo: RepoName, sha: CommitSha },
+    #[error("the repository could not be read: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Reads a commit's files without a full checkout, so Prepare can detect the build:
+/// the GitHub API on AWS, a local clone in `slipway dev`.
+#[async_trait]
+pub trait RepoReader: Send + Sync {
+    /// Every file path in the commit under the source's root, relative to that root.
+    async fn list_files(&self, source: &GitSource) -> Result<Vec<String>, RepoError>;
+
+    /// One file under the root, or None when it is missing or larger than `max_bytes`.
+    async fn read_file(
+        &self,
+        source: &GitSource,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, RepoError>;
+}
+
+/// A commit status's state, as GitHub names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+/// One commit status: `POST /repos/{owner}/{repo}/statuses/{sha}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitStatus {
+    pub state: CommitState,
+    pub target_url: Option<String>,
+    /// GitHub keeps at most 140 characters.
+    pub description: String,
+    /// One status line per context: `slipway/{site}`.
+    pub context: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// Worth another attempt: a network error, 5xx or rate limit.
+    #[error("the commit status could not be sent: {0}")]
+    Transient(#[source] BoxError),
+    /// Retrying will not help: bad credentials, no access, unknown commit.
+    #[error("the commit status was refused: {0}")]
+    Rejected(String),
+}
+
+/// Reports deployments on their commits: the GitHub REST API.
+#[async_trait]
+pub trait CommitStatuses: Send + Sync {
+    async fn report(
+        &self,
+        repo: &RepoName,
+        sha: &CommitSha,
+        status: &CommitStatus,
+    ) -> Result<(), StatusError>;
 }

@@ -1,13 +1,75 @@
 //! What the edge's key-value store holds: one key per host name, whose value names the
 //! version to serve and the site's routing flags. `infra/edge/router.js` reads this format.
 
-use crate::model::RoutingFlags;
-use crate::names::{DeploymentId, SiteName};
+use serde::{Deserialize, Serialize};
 
-/// The key-value store key for a site's production host: `{site}.{domain}`.
-/// Locally the domain is `localhost`, so sites answer at `http://{site}.localhost:{port}/`.
-pub fn production_host(site: &SiteName, domain: &str) -> String {
-    format!("{site}.{domain}")
+use crate::model::RoutingFlags;
+use crate::names::{DeploymentId, SiteName, TargetName};
+
+/// The host names the edge answers, which are also the key-value store's keys:
+/// - production: `{site}.{site_domain}`;
+/// - a preview: `{target}--{site}.{preview_domain}`;
+/// - one deployment, until it is pruned: `{deployment}--{site}.{preview_domain}`.
+///
+/// Locally both domains are `localhost`, so sites answer at `http://{site}.localhost:{port}/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hosts {
+    pub site_domain: String,
+    pub preview_domain: String,
+}
+
+impl Hosts {
+    /// Both kinds of host under one domain, as `slipway dev` has them.
+    pub fn single(domain: &str) -> Self {
+        Self {
+            site_domain: domain.to_owned(),
+            preview_domain: domain.to_owned(),
+        }
+    }
+
+    pub fn production(&self, site: &SiteName) -> String {
+        format!("{site}.{}", self.site_domain)
+    }
+
+    pub fn preview(&self, target: &TargetName, site: &SiteName) -> String {
+        format!("{target}--{site}.{}", self.preview_domain)
+    }
+
+    /// What serves `target`: the production host or the preview's.
+    pub fn target(&self, target: &TargetName, site: &SiteName) -> String {
+        if target.is_production() {
+            self.production(site)
+        } else {
+            self.preview(target, site)
+        }
+    }
+
+    pub fn deployment(&self, deployment: &DeploymentId, site: &SiteName) -> String {
+        format!("{deployment}--{site}.{}", self.preview_domain)
+    }
+}
+
+/// Public URLs: a template with `{host}` in place of the host name, such as
+/// `https://{host}/` on AWS or `http://{host}:8788/` in `slipway dev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("URL template {0:?} must start with http:// or https:// and contain {{host}}")]
+pub struct UrlTemplateError(String);
+
+impl UrlTemplate {
+    pub fn parse(raw: &str) -> Result<Self, UrlTemplateError> {
+        let scheme = raw.starts_with("https://") || raw.starts_with("http://");
+        if !scheme || !raw.contains("{host}") {
+            return Err(UrlTemplateError(raw.to_owned()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn url(&self, host: &str) -> String {
+        self.0.replace("{host}", host)
+    }
 }
 
 /// `{site}/{deployment}`, then `;` and one letter per flag when any is set:
@@ -51,6 +113,26 @@ mod tests {
             route_value(&site, &id, both),
             "docs/01jd0000000000000000000000;sc"
         );
-        assert_eq!(production_host(&site, "localhost"), "docs.localhost");
+        let hosts = Hosts {
+            site_domain: "sites.example.com".into(),
+            preview_domain: "preview.example.com".into(),
+        };
+        assert_eq!(hosts.production(&site), "docs.sites.example.com");
+        assert_eq!(
+            hosts.target(&TargetName::pull_request(12), &site),
+            "pr-12--docs.preview.example.com"
+        );
+        assert_eq!(
+            hosts.target(&TargetName::production(), &site),
+            "docs.sites.example.com"
+        );
+        assert_eq!(
+            hosts.deployment(&id, &site),
+            "01jd0000000000000000000000--docs.preview.example.com"
+        );
+        let urls = UrlTemplate::parse("http://{host}:8788/").unwrap();
+        assert_eq!(urls.url("docs.localhost"), "http://docs.localhost:8788/");
+        assert!(UrlTemplate::parse("docs.example.com").is_err());
+        assert!(UrlTemplate::parse("https://{site}.example.com/").is_err());
     }
 }

@@ -14,6 +14,7 @@ use slipway_aws::kvs::{self, KvsRoutes};
 use slipway_aws::s3::{self, S3Objects};
 use slipway_core::steps::{Pipeline, PipelineConfig};
 use slipway_core::zipsafe::ZipLimits;
+use slipway_github::{GithubApi, GithubConfig, GithubConfigError, GithubToken};
 
 use crate::config::{ConfigError, PipelineSettings};
 use crate::failure::StepFailure;
@@ -26,22 +27,29 @@ pub struct AwsPipeline {
 }
 
 impl AwsPipeline {
-    pub fn new(sdk: &SdkConfig, settings: &PipelineSettings) -> Self {
+    pub fn new(sdk: &SdkConfig, settings: &PipelineSettings) -> Result<Self, GithubConfigError> {
         let objects = Arc::new(S3Objects::new(s3::client(sdk), settings.buckets.clone()));
         let state = DynamoState::new(dynamodb::client(sdk), settings.table.clone());
         let kvs = KvsRoutes::new(kvs::client(sdk), settings.kvs_arn.clone());
+        let github = Arc::new(GithubApi::new(GithubConfig {
+            api_url: settings.github_api_url.clone(),
+            token: settings.github_token.clone().map(GithubToken::new),
+        })?);
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state),
             kvs: Arc::new(kvs),
+            repos: github.clone(),
+            statuses: github,
             config: PipelineConfig {
-                edge_domain: settings.site_domain.clone(),
+                hosts: settings.hosts.clone(),
+                urls: settings.urls.clone(),
                 buckets: settings.buckets.clone(),
                 zip_limits: ZipLimits::default(),
                 publish_concurrency: settings.publish_concurrency,
             },
         };
-        Self { pipeline, objects }
+        Ok(Self { pipeline, objects })
     }
 }
 
@@ -72,6 +80,6 @@ where
     let (settings, sdk) = cold_start(PipelineSettings::from_env).await?;
     // Built once and kept for the life of the process, which is the life of the function.
     let pipeline: &'static Pipeline =
-        Box::leak(Box::new(AwsPipeline::new(&sdk, &settings).pipeline));
+        Box::leak(Box::new(AwsPipeline::new(&sdk, &settings)?.pipeline));
     crate::run(service_fn(move |event| handler(pipeline, event))).await
 }

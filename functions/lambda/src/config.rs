@@ -6,6 +6,8 @@
 
 use slipway_aws::kvs::KvsArn;
 use slipway_aws::sfn::StateMachineArn;
+use slipway_core::github::WebhookSecret;
+use slipway_core::routing::{Hosts, UrlTemplate};
 use slipway_core::steps::BucketNames;
 
 pub const SOURCE_BUCKET: &str = "SLIPWAY_SOURCE_BUCKET";
@@ -15,8 +17,15 @@ pub const TABLE: &str = "SLIPWAY_TABLE";
 pub const KVS_ARN: &str = "SLIPWAY_KVS_ARN";
 pub const STATE_MACHINE_ARN: &str = "SLIPWAY_STATE_MACHINE_ARN";
 pub const SITE_DOMAIN: &str = "SLIPWAY_SITE_DOMAIN";
-pub const SITE_URL_TEMPLATE: &str = "SLIPWAY_SITE_URL_TEMPLATE";
+pub const PREVIEW_DOMAIN: &str = "SLIPWAY_PREVIEW_DOMAIN";
+pub const URL_TEMPLATE: &str = "SLIPWAY_URL_TEMPLATE";
 pub const PUBLISH_CONCURRENCY: &str = "SLIPWAY_PUBLISH_CONCURRENCY";
+pub const GITHUB_API_URL: &str = "SLIPWAY_GITHUB_API_URL";
+pub const GITHUB_TOKEN: &str = "SLIPWAY_GITHUB_TOKEN";
+pub const GITHUB_WEBHOOK_SECRET: &str = "SLIPWAY_GITHUB_WEBHOOK_SECRET";
+
+/// Public URLs when `SLIPWAY_URL_TEMPLATE` is unset: CloudFront serves HTTPS.
+pub const DEFAULT_URL_TEMPLATE: &str = "https://{host}/";
 
 /// Concurrent object writes during Publish when `SLIPWAY_PUBLISH_CONCURRENCY` is unset.
 pub const DEFAULT_PUBLISH_CONCURRENCY: usize = 32;
@@ -49,6 +58,26 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
+    /// A lowercase host name such as `sites.example.com`.
+    fn domain(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(domain) = self.optional(name) else {
+            return Ok(None);
+        };
+        let is_host = domain
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.');
+        if !is_host {
+            return Err(ConfigError::Invalid {
+                name,
+                value: domain,
+                expected: "a lowercase host name such as sites.example.com",
+            });
+        }
+        Ok(Some(domain))
+    }
+
     fn parsed<T, E>(
         &self,
         name: &'static str,
@@ -64,15 +93,21 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 }
 
-/// What the step functions (and the API) run against: the stores and the edge's domain.
+/// What the step functions (and the API) run against: the stores, the edge's host names and
+/// GitHub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineSettings {
     pub buckets: BucketNames,
     pub table: String,
     pub kvs_arn: KvsArn,
-    /// Sites answer at `{site}.{site_domain}`; the edge's routing keys are those host names.
-    pub site_domain: String,
+    /// Sites answer at `{site}.{site_domain}`, previews and deployments at
+    /// `{target}--{site}.{preview_domain}`: the edge's routing keys are those host names.
+    pub hosts: Hosts,
+    pub urls: UrlTemplate,
     pub publish_concurrency: usize,
+    pub github_api_url: String,
+    /// Commit statuses are sent with it; unset, they are skipped with a warning.
+    pub github_token: Option<String>,
 }
 
 impl PipelineSettings {
@@ -82,19 +117,20 @@ impl PipelineSettings {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = Vars(lookup);
-        let site_domain = vars.required(SITE_DOMAIN)?;
-        let is_host = site_domain
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-            && !site_domain.starts_with('.')
-            && !site_domain.ends_with('.');
-        if !is_host {
-            return Err(ConfigError::Invalid {
-                name: SITE_DOMAIN,
-                value: site_domain,
-                expected: "a lowercase host name such as sites.example.com",
-            });
-        }
+        let site_domain = vars
+            .domain(SITE_DOMAIN)?
+            .ok_or(ConfigError::Missing(SITE_DOMAIN))?;
+        let preview_domain = vars
+            .domain(PREVIEW_DOMAIN)?
+            .unwrap_or_else(|| site_domain.clone());
+        let raw_urls = vars
+            .optional(URL_TEMPLATE)
+            .unwrap_or_else(|| DEFAULT_URL_TEMPLATE.to_owned());
+        let urls = UrlTemplate::parse(&raw_urls).map_err(|_| ConfigError::Invalid {
+            name: URL_TEMPLATE,
+            value: raw_urls.clone(),
+            expected: "an http(s) URL containing {host}, e.g. https://{host}/",
+        })?;
         let publish_concurrency = match vars.optional(PUBLISH_CONCURRENCY) {
             None => DEFAULT_PUBLISH_CONCURRENCY,
             Some(raw) => match raw.parse::<usize>() {
@@ -120,41 +156,46 @@ impl PipelineSettings {
                 KvsArn::parse,
                 "a KeyValueStore ARN: arn:aws:cloudfront::ACCOUNT:key-value-store/ID",
             )?,
-            site_domain,
+            hosts: Hosts {
+                site_domain,
+                preview_domain,
+            },
+            urls,
             publish_concurrency,
+            github_api_url: vars
+                .optional(GITHUB_API_URL)
+                .unwrap_or_else(|| slipway_github::DEFAULT_API_URL.to_owned()),
+            github_token: vars.optional(GITHUB_TOKEN),
         })
     }
 }
 
-/// The API: the pipeline's stores plus the public URL of a site.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiSettings {
+/// The GitHub webhook: the pipeline, the state machine it starts, and the signing secret.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
     pub pipeline: PipelineSettings,
-    /// A site's public URL with `{site}` in place of its name.
-    pub site_url_template: String,
+    pub state_machine_arn: StateMachineArn,
+    pub secret: WebhookSecret,
 }
 
-impl ApiSettings {
+impl WebhookSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let pipeline = PipelineSettings::from_lookup(&lookup)?;
-        let site_url_template = Vars(lookup).required(SITE_URL_TEMPLATE)?;
-        let is_template = site_url_template.contains("{site}")
-            && (site_url_template.starts_with("https://")
-                || site_url_template.starts_with("http://"));
-        if !is_template {
-            return Err(ConfigError::Invalid {
-                name: SITE_URL_TEMPLATE,
-                value: site_url_template,
-                expected: "an http(s) URL containing {site}, e.g. https://{site}.example.com/",
-            });
-        }
+        let vars = Vars(lookup);
         Ok(Self {
             pipeline,
-            site_url_template,
+            state_machine_arn: vars.parsed(
+                STATE_MACHINE_ARN,
+                StateMachineArn::parse,
+                "a state machine ARN: arn:aws:states:REGION:ACCOUNT:stateMachine:NAME",
+            )?,
+            // Optional only in the sense that Vars trims: an empty secret is refused.
+            secret: WebhookSecret::new(vars.required(GITHUB_WEBHOOK_SECRET)?)
+                .map_err(|_| ConfigError::Missing(GITHUB_WEBHOOK_SECRET))?,
         })
     }
 }
@@ -215,7 +256,7 @@ mod tests {
                 "arn:aws:states:us-east-1:111122223333:stateMachine:deploy-site",
             ),
             (SITE_DOMAIN, "sites.example.com"),
-            (SITE_URL_TEMPLATE, "https://{site}.sites.example.com/"),
+            (GITHUB_WEBHOOK_SECRET, "hook-secret"),
         ]
     }
 
@@ -231,7 +272,7 @@ mod tests {
 
     #[test]
     fn the_stack_environment_becomes_typed_settings() {
-        let api = ApiSettings::from_lookup(env(&full())).unwrap();
+        let api = WebhookSettings::from_lookup(env(&full())).unwrap();
         assert_eq!(
             api.pipeline.buckets,
             BucketNames {
@@ -242,12 +283,27 @@ mod tests {
         );
         assert_eq!(api.pipeline.table, "acme-slipway");
         assert_eq!(api.pipeline.kvs_arn.as_str(), KVS);
-        assert_eq!(api.pipeline.site_domain, "sites.example.com");
+        assert_eq!(api.pipeline.hosts, Hosts::single("sites.example.com"));
+        assert_eq!(
+            api.pipeline.urls.url("docs.sites.example.com"),
+            "https://docs.sites.example.com/"
+        );
         assert_eq!(
             api.pipeline.publish_concurrency,
             DEFAULT_PUBLISH_CONCURRENCY
         );
-        assert_eq!(api.site_url_template, "https://{site}.sites.example.com/");
+        assert_eq!(api.pipeline.github_api_url, slipway_github::DEFAULT_API_URL);
+        assert_eq!(api.pipeline.github_token, None);
+        assert_eq!(
+            api.secret.sign(b"x"),
+            WebhookSecret::new("hook-secret").unwrap().sign(b"x")
+        );
+
+        let previews =
+            PipelineSettings::from_lookup(env(&with(PREVIEW_DOMAIN, "preview.example.com")))
+                .unwrap();
+        assert_eq!(previews.hosts.preview_domain, "preview.example.com");
+        assert_eq!(previews.hosts.site_domain, "sites.example.com");
 
         let trigger = TriggerSettings::from_lookup(env(&full())).unwrap();
         assert_eq!(trigger.source_bucket, "acme-source");
@@ -265,6 +321,7 @@ mod tests {
         // The step functions run without the state machine's ARN (the stack would be circular).
         let steps = without(STATE_MACHINE_ARN);
         assert!(PipelineSettings::from_lookup(env(&steps)).is_ok());
+        assert!(PipelineSettings::from_lookup(env(&without(GITHUB_WEBHOOK_SECRET))).is_ok());
         let trigger = [
             (SOURCE_BUCKET, "acme-source"),
             (TABLE, "acme-slipway"),
@@ -285,16 +342,17 @@ mod tests {
             TABLE,
             KVS_ARN,
             SITE_DOMAIN,
-            SITE_URL_TEMPLATE,
+            STATE_MACHINE_ARN,
+            GITHUB_WEBHOOK_SECRET,
         ] {
             assert_eq!(
-                ApiSettings::from_lookup(env(&without(name))),
-                Err(ConfigError::Missing(name)),
+                WebhookSettings::from_lookup(env(&without(name))).err(),
+                Some(ConfigError::Missing(name)),
                 "{name}"
             );
             assert_eq!(
-                ApiSettings::from_lookup(env(&with(name, "  "))),
-                Err(ConfigError::Missing(name)),
+                WebhookSettings::from_lookup(env(&with(name, "  "))).err(),
+                Some(ConfigError::Missing(name)),
                 "{name}"
             );
         }
@@ -320,11 +378,12 @@ mod tests {
             (SITE_DOMAIN, "https://sites.example.com"),
             (SITE_DOMAIN, "Sites.Example.com"),
             (SITE_DOMAIN, ".example.com"),
-            (SITE_URL_TEMPLATE, "https://sites.example.com/"),
-            (SITE_URL_TEMPLATE, "{site}.example.com"),
+            (PREVIEW_DOMAIN, "Preview.example.com"),
+            (URL_TEMPLATE, "https://sites.example.com/"),
+            (URL_TEMPLATE, "{host}"),
         ];
         for (name, value) in cases {
-            match ApiSettings::from_lookup(env(&with(name, value))) {
+            match PipelineSettings::from_lookup(env(&with(name, value))) {
                 Err(ConfigError::Invalid {
                     name: reported,
                     value: got,

@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod config;
 pub mod failure;
+pub mod http_api;
 pub mod logging;
 pub mod runtime;
 #[cfg(feature = "testing")]

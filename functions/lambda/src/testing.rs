@@ -10,11 +10,14 @@ use lambda_runtime::{Context, LambdaEvent};
 use slipway_core::model::{Deployment, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
+use slipway_core::routing::{Hosts, UrlTemplate};
 use slipway_core::steps::{
     self, ActivateInput, BucketNames, Pipeline, PipelineConfig, PrepareInput, PrepareOutput,
     PublishInput,
 };
 use slipway_core::zipsafe::ZipLimits;
+use slipway_github::{GithubApi, GithubConfig};
+use slipway_local::git::GitRepos;
 use slipway_local::objects::FsObjectStore;
 use slipway_local::sqlite::SqliteState;
 use time::OffsetDateTime;
@@ -44,12 +47,16 @@ impl Embedded {
         let state = SqliteState::open(&dir.path().join("state.db")).expect("a SQLite database");
         let objects =
             Arc::new(FsObjectStore::new(dir.path().join("objects")).expect("an object store"));
+        let github = GithubApi::new(GithubConfig::default()).expect("the default GitHub API URL");
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
             kvs: Arc::new(state.clone()),
+            repos: Arc::new(GitRepos::new(dir.path().join("git"))),
+            statuses: Arc::new(github),
             config: PipelineConfig {
-                edge_domain: SITE_DOMAIN.into(),
+                hosts: Hosts::single(SITE_DOMAIN),
+                urls: UrlTemplate::parse("https://{host}/").expect("a URL template"),
                 buckets: buckets(),
                 zip_limits: ZipLimits::default(),
                 publish_concurrency: 4,
@@ -75,6 +82,7 @@ impl Embedded {
             retain,
             created_at: OffsetDateTime::now_utc(),
             live_deployment: None,
+            repo: None,
         };
         self.state.create_site(&site).await.expect("a new site");
         site.name

@@ -1,7 +1,8 @@
 //! The local builder: CodeBuild's stand-in for `slipway dev`.
 //!
-//! One build: download the source zip, unpack it safely into a fresh scratch directory, run
-//! the buildspec's phases, pack `base-directory` into a zip and upload it as the artifact.
+//! One build: download the source zip and unpack it safely into a fresh scratch directory
+//! (or check a git commit out there), run the buildspec's phases, pack `base-directory`
+//! (less its `exclude-paths`) into a zip and upload it as the artifact.
 //!
 //! Commands run the way CodeBuild's buildspec 0.2 runs them: all of them in one shell
 //! session, so `cd`, shell variables and `export`s carry over between commands and phases.
@@ -27,13 +28,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use slipway_core::build_plan::{parse_buildspec, Phase};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use slipway_core::build_plan::{parse_buildspec, Phase, PlanError};
 use slipway_core::model::ObjectLocation;
-use slipway_core::names::DeploymentId;
+use slipway_core::names::{CommitSha, DeploymentId};
 use slipway_core::ports::{
-    BuildError, BuildReport, BuildRequest, Builder, ObjectBody, ObjectMeta, ObjectStore, StateStore,
+    BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectBody, ObjectMeta,
+    ObjectStore, StateStore,
 };
-use slipway_core::zipsafe::{self, ZipLimits};
+use slipway_core::zipsafe::{self, EntryPath, UnsafeReason, ZipError, ZipLimits};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -234,9 +237,13 @@ impl LocalBuilder {
         log: &LogSink,
     ) -> Result<BuildReport, BuildError> {
         let spec = parse_buildspec(&request.buildspec).map_err(BuildError::Buildspec)?;
+        let exclude = exclude_globs(&spec.exclude_paths).map_err(BuildError::Buildspec)?;
 
         log.line("[Container] Entering phase DOWNLOAD_SOURCE").await;
-        let source = self.fetch_source(scratch, &request.source, log).await;
+        let source = match &request.source {
+            BuildSource::Archive(location) => self.fetch_archive(scratch, location, log).await,
+            BuildSource::Git { url, commit } => fetch_commit(scratch, url, commit, log).await,
+        };
         let state = if source.is_ok() {
             "SUCCEEDED"
         } else {
@@ -268,13 +275,20 @@ impl LocalBuilder {
             ("CODEBUILD_INITIATOR".to_owned(), "slipway-local".to_owned()),
             (
                 "CODEBUILD_RESOLVED_SOURCE_VERSION".to_owned(),
-                source.version,
+                source.version.clone(),
             ),
             (
                 "CODEBUILD_SRC_DIR".to_owned(),
                 source.root.to_string_lossy().into_owned(),
             ),
         ]);
+        // What CodeBuild adds for a GitHub source.
+        if let Some(url) = source.repo_url {
+            env.extend([
+                ("CODEBUILD_SOURCE_REPO_URL".to_owned(), url),
+                ("CODEBUILD_SOURCE_VERSION".to_owned(), source.version),
+            ]);
+        }
         let script = render_script(&spec.phases);
         self.run_phases(scratch, &source.root, &script, &spec.phases, &env, log)
             .await?;
@@ -286,6 +300,7 @@ impl LocalBuilder {
                 scratch,
                 &source.root,
                 &spec.base_directory,
+                exclude,
                 &request.artifact,
             )
             .await;
@@ -307,7 +322,7 @@ impl LocalBuilder {
     }
 
     /// Streams the source zip to disk and unpacks it into `{scratch}/src`.
-    async fn fetch_source(
+    async fn fetch_archive(
         &self,
         scratch: &Path,
         location: &ObjectLocation,
@@ -359,6 +374,7 @@ impl LocalBuilder {
         Ok(Source {
             root,
             version: info.etag.trim_matches('"').to_owned(),
+            repo_url: None,
         })
     }
 
@@ -462,12 +478,14 @@ impl LocalBuilder {
         }
     }
 
-    /// Zips the output directory into a temp file and uploads it in chunks.
+    /// Zips the output directory, less the excluded paths, into a temp file and uploads it
+    /// in chunks.
     async fn pack_and_upload(
         &self,
         scratch: &Path,
         root: &Path,
         base_directory: &str,
+        exclude: GlobSet,
         artifact: &ObjectLocation,
     ) -> Result<(u64, u64), BuildError> {
         let output = output_dir(root, base_directory)
@@ -478,18 +496,20 @@ impl LocalBuilder {
         let (files, bytes) = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::create(&target)
                 .map_err(io_error(format!("creating {}", target.display())))?;
-            zipsafe::zip_directory(&output, io::BufWriter::new(file)).map_err(|e| {
-                if e.is_input_error() {
-                    // What the build wrote cannot be packed (say, a file name that is not UTF-8).
-                    BuildError::CommandFailed {
-                        phase: "UPLOAD_ARTIFACTS".to_owned(),
-                        command: format!("pack {base}"),
-                        status: e.to_string(),
+            output_files(&output, &exclude)
+                .and_then(|files| zipsafe::write_zip(io::BufWriter::new(file), files))
+                .map_err(|e| {
+                    if e.is_input_error() {
+                        // What the build wrote cannot be packed (say, a file name that is not UTF-8).
+                        BuildError::CommandFailed {
+                            phase: "UPLOAD_ARTIFACTS".to_owned(),
+                            command: format!("pack {base}"),
+                            status: e.to_string(),
+                        }
+                    } else {
+                        BuildError::Unavailable(Box::new(e))
                     }
-                } else {
-                    BuildError::Unavailable(Box::new(e))
-                }
-            })
+                })
         })
         .await
         .map_err(InfraError::from)??;
@@ -534,7 +554,84 @@ fn source_error(e: zipsafe::ZipError) -> BuildError {
 
 struct Source {
     root: PathBuf,
+    /// `CODEBUILD_RESOLVED_SOURCE_VERSION`: the zip's ETag, or the commit.
     version: String,
+    /// The clone URL of a git source.
+    repo_url: Option<String>,
+}
+
+/// Checks the commit out into `{scratch}/src`, `.git` included, as CodeBuild does.
+async fn fetch_commit(
+    scratch: &Path,
+    url: &str,
+    commit: &CommitSha,
+    log: &LogSink,
+) -> Result<Source, BuildError> {
+    let root = scratch.join("src");
+    let shown = crate::git::redacted(url);
+    if let Err(e) = crate::git::checkout(url, commit, &root).await {
+        return Err(match e.reason() {
+            Some(reason) => BuildError::Checkout {
+                url: shown,
+                commit: commit.clone(),
+                reason,
+            },
+            None => BuildError::Unavailable(Box::new(e)),
+        });
+    }
+    log.line(format!("[Container] Checked out {shown} at {commit}"))
+        .await;
+    Ok(Source {
+        root,
+        version: commit.to_string(),
+        repo_url: Some(url.to_owned()),
+    })
+}
+
+/// `artifacts.exclude-paths` as CodeBuild matches them: relative to the base directory,
+/// `*` within one path segment, `**` across any number of them.
+fn exclude_globs(patterns: &[String]) -> Result<GlobSet, PlanError> {
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| PlanError::InvalidBuildspec {
+                reason: format!("exclude-paths entry {pattern:?}: {e}"),
+            })?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| PlanError::InvalidBuildspec {
+        reason: format!("exclude-paths: {e}"),
+    })
+}
+
+/// Every regular file under `dir` that no exclude glob matches, as archive entries.
+/// Symlinks are skipped, never followed, so a link cannot pull outside files into the output.
+fn output_files(dir: &Path, exclude: &GlobSet) -> Result<Vec<(EntryPath, PathBuf)>, ZipError> {
+    let mut files = Vec::new();
+    for item in walkdir::WalkDir::new(dir).min_depth(1) {
+        let item = item.map_err(|e| ZipError::Io(e.into()))?;
+        let full = item.path();
+        let relative = full.strip_prefix(dir).unwrap_or(full);
+        if !item.file_type().is_file() {
+            if !item.file_type().is_dir() {
+                tracing::warn!(path = %full.display(), "not a regular file; left out of the output");
+            }
+            continue;
+        }
+        if exclude.is_match(relative) {
+            continue;
+        }
+        let Some(name) = relative.to_str() else {
+            return Err(ZipError::UnsafePath {
+                path: relative.to_string_lossy().into_owned(),
+                reason: UnsafeReason::NotUtf8,
+            });
+        };
+        files.push((EntryPath::parse(name)?, full.to_owned()));
+    }
+    Ok(files)
 }
 
 async fn write_body(path: &Path, body: ObjectBody) -> Result<(), BuildError> {
@@ -874,4 +971,45 @@ async fn flush(state: &dyn StateStore, deployment: &DeploymentId, batch: &mut Ve
         tracing::warn!(error = %e, lines = batch.len(), "could not append to the build log");
     }
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_paths_match_like_codebuild() {
+        let set = exclude_globs(&[
+            ".git/**/*".to_owned(),
+            "**/.env*".to_owned(),
+            "slipway.toml".to_owned(),
+            "*.map".to_owned(),
+        ])
+        .unwrap();
+        for excluded in [
+            ".git/HEAD",
+            ".git/refs/heads/main",
+            ".env",
+            "a/b/.env.production",
+            "slipway.toml",
+            "app.js.map",
+        ] {
+            assert!(set.is_match(excluded), "{excluded}");
+        }
+        for kept in [
+            "index.html",
+            "docs/slipway.toml",
+            "assets/app.js.map",
+            "a.git/HEAD",
+            "environment.html",
+        ] {
+            assert!(!set.is_match(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_exclude_path_is_a_buildspec_error() {
+        let err = exclude_globs(&["a/[b".to_owned()]).unwrap_err();
+        assert!(err.to_string().contains("a/[b"), "{err}");
+    }
 }

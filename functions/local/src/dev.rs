@@ -14,24 +14,28 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
-use slipway_core::api::{json_response, ApiConfig, ApiError, ControlPlane, MAX_JSON_BODY};
+use slipway_core::api::{json_response, ApiError, ControlPlane, MAX_JSON_BODY};
 use slipway_core::api_types::UploadTarget;
+use slipway_core::github::{GithubWebhook, WebhookSecret, MAX_WEBHOOK_BODY};
 use slipway_core::housekeeping::{expire_abandoned_uploads, UPLOAD_WINDOW};
 use slipway_core::model::{DeploymentStatus, ObjectLocation};
 use slipway_core::ports::{
     Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
 };
+use slipway_core::routing::{Hosts, UrlTemplate};
 use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
 use slipway_core::trigger::{
     on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerOutcome,
 };
 use slipway_core::zipsafe::ZipLimits;
+use slipway_github::{GithubApi, GithubConfig};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::builder::LocalBuilder;
+use crate::git::GitRepos;
 use crate::objects::FsObjectStore;
 use crate::sqlite::SqliteState;
 use crate::workflow::{LocalWorkflow, WorkflowSetupError};
@@ -47,6 +51,16 @@ pub struct DevConfig {
     /// When set, every API request must carry `Authorization: Bearer {token}`.
     pub token: Option<String>,
     pub limits: DevLimits,
+    pub github: DevGithub,
+}
+
+/// `slipway dev`'s GitHub settings (`SLIPWAY_GITHUB_*` in the CLI).
+#[derive(Debug, Clone)]
+pub struct DevGithub {
+    /// Without it, `POST /webhooks/github` refuses every delivery.
+    pub webhook_secret: Option<WebhookSecret>,
+    /// Where commit statuses go, and with which token.
+    pub api: GithubConfig,
 }
 
 /// What `slipway dev` accepts before it refuses an upload or fails a deployment.
@@ -89,6 +103,8 @@ pub enum DevError {
     Housekeeping(#[source] slipway_core::steps::StepError),
     #[error("another slipway dev is using the state directory {path}; stop it or pass a different --state-dir")]
     StateDirBusy { path: String },
+    #[error(transparent)]
+    Github(#[from] slipway_github::GithubConfigError),
 }
 
 /// The local bucket names: what CodeBuild overrides and execution inputs say.
@@ -152,6 +168,7 @@ impl UploadTargets for LocalUploads {
 #[derive(Clone)]
 struct ApiState {
     control_plane: Arc<ControlPlane>,
+    webhook: Option<Arc<GithubWebhook>>,
     objects: Arc<FsObjectStore>,
     state: SqliteState,
     workflow: LocalWorkflow,
@@ -217,12 +234,16 @@ impl DevServer {
         let api_url = format!("http://{api_addr}");
         let edge_url = format!("http://localhost:{}", edge_addr.port());
 
+        let github = Arc::new(GithubApi::new(config.github.api.clone())?);
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
             kvs: Arc::new(state.clone()),
+            repos: Arc::new(GitRepos::new(state_dir.join("git"))),
+            statuses: github,
             config: PipelineConfig {
-                edge_domain: "localhost".into(),
+                hosts: Hosts::single("localhost"),
+                urls: local_urls(edge_addr.port()),
                 buckets: local_buckets(),
                 zip_limits: config.limits.zip,
                 publish_concurrency: 16,
@@ -248,14 +269,19 @@ impl DevServer {
             api_url: api_url.clone(),
             max_bytes: config.limits.max_upload_bytes,
         });
-        let api_config = ApiConfig {
-            site_url_template: format!("http://{{site}}.localhost:{}/", edge_addr.port()),
-        };
-        let control_plane = Arc::new(ControlPlane::new(pipeline.clone(), uploads, api_config));
+        let control_plane = Arc::new(ControlPlane::new(pipeline.clone(), uploads));
+        let webhook = config.github.webhook_secret.clone().map(|secret| {
+            Arc::new(GithubWebhook::new(
+                pipeline.clone(),
+                Arc::new(workflow.clone()),
+                secret,
+            ))
+        });
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let api_state = ApiState {
             control_plane,
+            webhook,
             objects: objects.clone(),
             state: state.clone(),
             workflow,
@@ -336,7 +362,58 @@ fn to_axum(response: http::Response<Bytes>) -> Response {
     response.map(Body::from)
 }
 
+/// Sites, previews and deployments answer on the edge's port under `localhost`.
+fn local_urls(edge_port: u16) -> UrlTemplate {
+    // The template is well formed by construction.
+    UrlTemplate::parse(&format!("http://{{host}}:{edge_port}/"))
+        .unwrap_or_else(|_| unreachable!("an http:// template with {{host}}"))
+}
+
+/// Reads a request body up to `limit` bytes, or answers 413.
+async fn read_body(
+    request: Request,
+    limit: usize,
+) -> Result<http::Request<Bytes>, http::Response<Bytes>> {
+    let (parts, body) = request.into_parts();
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(http::Request::from_parts(parts, collected.to_bytes())),
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+        .into_response()),
+    }
+}
+
+/// GitHub signs its deliveries; no bearer token applies to them.
+async fn serve_webhook(app: &ApiState, request: Request) -> http::Response<Bytes> {
+    if request.method() != Method::POST {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "webhooks take POST",
+        )
+        .into_response();
+    }
+    let Some(webhook) = &app.webhook else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks_disabled",
+            "GitHub webhooks are off: start slipway dev with SLIPWAY_GITHUB_WEBHOOK_SECRET set",
+        )
+        .into_response();
+    };
+    match read_body(request, MAX_WEBHOOK_BODY).await {
+        Ok(request) => webhook.handle(request).await,
+        Err(response) => response,
+    }
+}
+
 async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
+    if request.uri().path() == "/webhooks/github" {
+        return to_axum(serve_webhook(&app, request).await);
+    }
     if !authorized(&app.token, &request) {
         let mut response = ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -360,24 +437,10 @@ async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
             response
         }));
     }
-    let (parts, body) = request.into_parts();
-    let limited = http_body_util::Limited::new(body, MAX_JSON_BODY);
-    let bytes = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let error = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request bodies are limited to {MAX_JSON_BODY} bytes"),
-            );
-            return to_axum(error.into_response());
-        }
-    };
-    to_axum(
-        app.control_plane
-            .handle(http::Request::from_parts(parts, bytes))
-            .await,
-    )
+    match read_body(request, MAX_JSON_BODY).await {
+        Ok(request) => to_axum(app.control_plane.handle(request).await),
+        Err(response) => to_axum(response),
+    }
 }
 
 /// The local stand-in for a presigned S3 PUT: stores the zip in the source bucket, then

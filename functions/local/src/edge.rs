@@ -767,7 +767,7 @@ mod tests {
     use slipway_core::model::RoutingFlags;
     use slipway_core::names::{DeploymentId, SiteName};
     use slipway_core::ports::ObjectMeta;
-    use slipway_core::routing::{production_host, route_value};
+    use slipway_core::routing::{route_value, Hosts};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const V1: &str = "01jd0000000000000000000000";
@@ -838,7 +838,7 @@ mod tests {
         async fn activate(&self, site: &str, id: &str, flags: RoutingFlags) {
             let site = SiteName::parse(site).unwrap();
             let id = DeploymentId::parse(id).unwrap();
-            let host = production_host(&site, "localhost");
+            let host = Hosts::single("localhost").production(&site);
             self.kvs
                 .put(&host, &route_value(&site, &id, flags))
                 .await

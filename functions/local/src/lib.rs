@@ -3,6 +3,7 @@
 pub mod builder;
 pub mod dev;
 pub mod edge;
+pub mod git;
 pub mod objects;
 pub mod sqlite;
 pub mod workflow;

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use slipway_core::model::{Deployment, DeploymentStatus, Site};
-use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::model::{Deployment, DeploymentStatus, Preview, Site};
+use slipway_core::names::{DeploymentId, SiteName, TargetName};
 use slipway_core::ports::{
-    ActivateOutcome, DeploymentPatch, KeyValueStore, KvsError, LogLine, StateError, StateStore,
+    ActivateOutcome, DeploymentPatch, Displaced, KeyValueStore, KvsError, LogLine, StateError,
+    StateStore,
 };
 use time::OffsetDateTime;
 
@@ -32,6 +33,16 @@ CREATE TABLE IF NOT EXISTS deployment_logs (
     at TEXT NOT NULL,
     line TEXT NOT NULL,
     PRIMARY KEY (deployment_id, seq)
+);
+CREATE TABLE IF NOT EXISTS previews (
+    site TEXT NOT NULL REFERENCES sites(name),
+    target TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (site, target)
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kvs (
     key TEXT PRIMARY KEY,
@@ -166,10 +177,59 @@ fn move_status(
     }
     deployment.status = to;
     deployment.updated_at = now;
-    if to == DeploymentStatus::Live {
+    if to == DeploymentStatus::Live && deployment.target.is_production() {
         deployment.activated_at = Some(now);
     }
     Ok(())
+}
+
+fn load_preview(
+    conn: &Connection,
+    site: &SiteName,
+    target: &TargetName,
+) -> Result<Option<Preview>, StateError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM previews WHERE site = ?1 AND target = ?2",
+            [site.as_str(), target.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    body.as_deref().map(decode).transpose()
+}
+
+fn save_preview(conn: &Connection, preview: &Preview) -> Result<(), StateError> {
+    conn.execute(
+        "INSERT INTO previews (site, target, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (site, target) DO UPDATE SET body = excluded.body",
+        params![
+            preview.site.as_str(),
+            preview.target.as_str(),
+            encode(preview)?
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Moves the deployment a target served before to `to`, if it is still live there.
+fn displace(
+    conn: &Connection,
+    previous: Option<DeploymentId>,
+    to: DeploymentStatus,
+    now: OffsetDateTime,
+) -> Result<Option<DeploymentId>, StateError> {
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    let mut deployment = load_deployment(conn, &previous)?;
+    if deployment.status != DeploymentStatus::Live {
+        return Ok(None);
+    }
+    move_status(&mut deployment, to, now)?;
+    save_deployment(conn, &deployment)?;
+    Ok(Some(previous))
 }
 
 impl SqliteState {
@@ -407,15 +467,34 @@ impl StateStore for SqliteState {
             if deployment.status == DeploymentStatus::Live {
                 return Ok(ActivateOutcome::AlreadyLive);
             }
-            let previous = match site.live_deployment {
-                Some(live_id) if live_id != id => Some(load_deployment(&tx, &live_id)?),
-                _ => None,
+            let target = deployment.target.clone();
+            let mut preview = if target.is_production() {
+                None
+            } else {
+                Some(
+                    load_preview(&tx, &site_name, &target)?.unwrap_or_else(|| Preview {
+                        site: site_name.clone(),
+                        target: target.clone(),
+                        branch: deployment.source.git().map(|git| git.branch.clone()),
+                        pull_request: deployment.source.git().and_then(|git| git.pull_request),
+                        live_deployment: None,
+                        updated_at: now,
+                        removed_at: None,
+                    }),
+                )
             };
-            // A newer deployment of the same target won already: never move backwards.
-            if let Some(newer) = previous.as_ref().filter(|p| {
-                p.id > id && p.target == deployment.target && p.status == DeploymentStatus::Live
-            }) {
-                let newer = newer.id;
+            if preview.as_ref().is_some_and(|p| !p.accepts(&id)) {
+                move_status(&mut deployment, DeploymentStatus::Superseded, now)?;
+                save_deployment(&tx, &deployment)?;
+                tx.commit().map_err(unavailable)?;
+                return Ok(ActivateOutcome::TargetRemoved);
+            }
+            let current = match &preview {
+                Some(preview) => preview.live_deployment,
+                None => site.live_deployment,
+            };
+            // A newer deployment serves the target already: never move backwards.
+            if let Some(newer) = current.filter(|live| *live > id) {
                 move_status(&mut deployment, DeploymentStatus::Superseded, now)?;
                 save_deployment(&tx, &deployment)?;
                 tx.commit().map_err(unavailable)?;
@@ -423,28 +502,42 @@ impl StateStore for SqliteState {
             }
             move_status(&mut deployment, DeploymentStatus::Live, now)?;
             save_deployment(&tx, &deployment)?;
-            let previous_id = match previous {
-                Some(mut previous) if previous.status == DeploymentStatus::Live => {
-                    move_status(&mut previous, DeploymentStatus::Superseded, now)?;
-                    save_deployment(&tx, &previous)?;
-                    Some(previous.id)
+            // Only a deployment of this target leaves `live`: a promoted preview
+            // deployment displaced from production stays live on its preview.
+            let previous = current.filter(|live| *live != id);
+            let previous = match previous {
+                Some(previous) if load_deployment(&tx, &previous)?.target == target => {
+                    displace(&tx, Some(previous), DeploymentStatus::Superseded, now)?
                 }
                 _ => None,
             };
-            site.live_deployment = Some(id);
-            save_site(&tx, &site)?;
+            match preview.as_mut() {
+                Some(preview) => {
+                    preview.live_deployment = Some(id);
+                    preview.removed_at = None;
+                    preview.updated_at = now;
+                    if let Some(git) = deployment.source.git() {
+                        preview.branch = Some(git.branch.clone());
+                        preview.pull_request = git.pull_request;
+                    }
+                    save_preview(&tx, preview)?;
+                }
+                None => {
+                    site.live_deployment = Some(id);
+                    save_site(&tx, &site)?;
+                }
+            }
             tx.commit().map_err(unavailable)?;
-            Ok(ActivateOutcome::Activated {
-                previous: previous_id,
-            })
+            Ok(ActivateOutcome::Activated { previous })
         })
         .await
     }
 
-    async fn roll_back(
+    async fn route_production(
         &self,
         site: &SiteName,
         to: &DeploymentId,
+        displaced: Displaced,
         now: OffsetDateTime,
     ) -> Result<Deployment, StateError> {
         let (site_name, to) = (site.clone(), *to);
@@ -453,19 +546,110 @@ impl StateStore for SqliteState {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let (mut site, mut target) = load_site_deployment(&tx, &site_name, &to)?;
-            move_status(&mut target, DeploymentStatus::Live, now)?;
+            if !target.status.is_servable() {
+                return Err(StateError::InvalidTransition {
+                    id: to,
+                    from: target.status,
+                    to: DeploymentStatus::Live,
+                });
+            }
             if let Some(live_id) = site.live_deployment.filter(|live| live != &to) {
-                let mut live = load_deployment(&tx, &live_id)?;
-                if live.status == DeploymentStatus::Live {
-                    move_status(&mut live, DeploymentStatus::RolledBack, now)?;
-                    save_deployment(&tx, &live)?;
+                if load_deployment(&tx, &live_id)?.target.is_production() {
+                    displace(&tx, Some(live_id), displaced.status(), now)?;
                 }
+            }
+            if target.target.is_production() {
+                if target.status != DeploymentStatus::Live {
+                    move_status(&mut target, DeploymentStatus::Live, now)?;
+                }
+            } else {
+                target.activated_at = Some(now);
+                target.updated_at = now;
             }
             save_deployment(&tx, &target)?;
             site.live_deployment = Some(to);
             save_site(&tx, &site)?;
             tx.commit().map_err(unavailable)?;
             Ok(target)
+        })
+        .await
+    }
+
+    async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
+        let site = site.clone();
+        self.with_conn(move |conn| {
+            load_site(conn, &site)?;
+            let mut statement = conn
+                .prepare_cached("SELECT body FROM previews WHERE site = ?1 ORDER BY target")
+                .map_err(unavailable)?;
+            let bodies = statement
+                .query_map([site.as_str()], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            bodies.iter().map(|body| decode(body)).collect()
+        })
+        .await
+    }
+
+    async fn remove_preview(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+        now: OffsetDateTime,
+    ) -> Result<Option<Preview>, StateError> {
+        let (site, target) = (site.clone(), target.clone());
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            load_site(&tx, &site)?;
+            let existing = load_preview(&tx, &site, &target)?;
+            let mut tombstone = existing.clone().unwrap_or_else(|| Preview {
+                site: site.clone(),
+                target: target.clone(),
+                branch: None,
+                pull_request: None,
+                live_deployment: None,
+                updated_at: now,
+                removed_at: None,
+            });
+            displace(
+                &tx,
+                tombstone.live_deployment.take(),
+                DeploymentStatus::Superseded,
+                now,
+            )?;
+            tombstone.removed_at = Some(now);
+            tombstone.updated_at = now;
+            save_preview(&tx, &tombstone)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(existing)
+        })
+        .await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StateError> {
+        let delivery = delivery.to_owned();
+        self.with_conn(move |conn| {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            conn.execute(
+                "DELETE FROM webhook_deliveries WHERE expires_at <= ?1",
+                [now],
+            )
+            .map_err(unavailable)?;
+            let inserted = conn
+                .execute(
+                    "INSERT INTO webhook_deliveries (id, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![delivery, expires_at.unix_timestamp()],
+                )
+                .map_err(unavailable)?;
+            Ok(inserted == 1)
         })
         .await
     }
@@ -610,7 +794,7 @@ impl KeyValueStore for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_core::model::{ObjectLocation, RoutingFlags};
+    use slipway_core::model::{rollback_candidate, ObjectLocation, RoutingFlags};
     use slipway_core::ports::Bucket;
 
     fn site(name: &str) -> Site {
@@ -620,6 +804,7 @@ mod tests {
             retain: 10,
             created_at: OffsetDateTime::now_utc(),
             live_deployment: None,
+            repo: None,
         }
     }
 
@@ -754,7 +939,10 @@ mod tests {
             ]
         );
 
-        let back = store.roll_back(&newer.site, &newer.id, now).await.unwrap();
+        let back = store
+            .route_production(&newer.site, &newer.id, Displaced::RolledBack, now)
+            .await
+            .unwrap();
         assert_eq!(back.status, DeploymentStatus::Live);
         assert_eq!(
             store
@@ -852,5 +1040,162 @@ mod tests {
             .await
             .unwrap();
         assert!(store.running_executions().await.unwrap().is_empty());
+    }
+
+    /// A published deployment of `target`, built from a commit on `branch`.
+    async fn published_preview(store: &SqliteState, target: &str) -> Deployment {
+        let mut d = deployment("docs");
+        d.target = TargetName::parse(target).unwrap();
+        store.create_deployment(&d).await.unwrap();
+        publish(store, &d).await;
+        d
+    }
+
+    async fn status_of(store: &SqliteState, d: &Deployment) -> DeploymentStatus {
+        store.get_deployment(&d.site, &d.id).await.unwrap().status
+    }
+
+    #[tokio::test]
+    async fn previews_go_live_on_their_own_target_and_never_touch_production() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let production = deployment("docs");
+        store.create_deployment(&production).await.unwrap();
+        publish(&store, &production).await;
+        store
+            .activate(&production.site, &production.id, now)
+            .await
+            .unwrap();
+
+        let older = published_preview(&store, "pr-7").await;
+        let newer = published_preview(&store, "pr-7").await;
+        assert_eq!(
+            store.activate(&newer.site, &newer.id, now).await.unwrap(),
+            ActivateOutcome::Activated { previous: None }
+        );
+        // The slower, older build of the same preview loses; production is untouched.
+        assert_eq!(
+            store.activate(&older.site, &older.id, now).await.unwrap(),
+            ActivateOutcome::Superseded { newer: newer.id }
+        );
+        let record = store.get_site(&production.site).await.unwrap();
+        assert_eq!(record.live_deployment, Some(production.id));
+        assert_eq!(status_of(&store, &production).await, DeploymentStatus::Live);
+        let previews = store.list_previews(&production.site).await.unwrap();
+        assert_eq!(previews.len(), 1);
+        assert_eq!(previews[0].live_deployment, Some(newer.id));
+        // Preview activations are not production activations: rollback never goes there.
+        let live_preview = store.get_deployment(&newer.site, &newer.id).await.unwrap();
+        assert_eq!(live_preview.activated_at, None);
+    }
+
+    #[tokio::test]
+    async fn promote_serves_a_preview_in_production_and_rollback_undoes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let production = deployment("docs");
+        store.create_deployment(&production).await.unwrap();
+        publish(&store, &production).await;
+        store
+            .activate(&production.site, &production.id, now)
+            .await
+            .unwrap();
+        let preview = published_preview(&store, "feature-x").await;
+        store
+            .activate(&preview.site, &preview.id, now)
+            .await
+            .unwrap();
+
+        let promoted = store
+            .route_production(&preview.site, &preview.id, Displaced::Superseded, now)
+            .await
+            .unwrap();
+        // Still live on its preview; now production's too.
+        assert_eq!(promoted.status, DeploymentStatus::Live);
+        assert!(promoted.activated_at.is_some());
+        let record = store.get_site(&preview.site).await.unwrap();
+        assert_eq!(record.live_deployment, Some(preview.id));
+        assert_eq!(
+            status_of(&store, &production).await,
+            DeploymentStatus::Superseded
+        );
+        let deployments = store.list_deployments(&preview.site).await.unwrap();
+        assert_eq!(
+            rollback_candidate(&deployments, record.live_deployment).map(|d| d.id),
+            Some(production.id)
+        );
+
+        // Rolling back leaves the preview serving its deployment.
+        store
+            .route_production(&production.site, &production.id, Displaced::RolledBack, now)
+            .await
+            .unwrap();
+        assert_eq!(status_of(&store, &production).await, DeploymentStatus::Live);
+        assert_eq!(status_of(&store, &preview).await, DeploymentStatus::Live);
+        assert_eq!(
+            store.get_site(&preview.site).await.unwrap().live_deployment,
+            Some(production.id)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_removed_preview_stays_removed_for_builds_already_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let live = published_preview(&store, "pr-3").await;
+        store.activate(&live.site, &live.id, now).await.unwrap();
+        let in_flight = published_preview(&store, "pr-3").await;
+
+        let target = TargetName::parse("pr-3").unwrap();
+        let removed_at = OffsetDateTime::now_utc();
+        let before = store
+            .remove_preview(&live.site, &target, removed_at)
+            .await
+            .unwrap();
+        assert_eq!(before.unwrap().live_deployment, Some(live.id));
+        assert_eq!(status_of(&store, &live).await, DeploymentStatus::Superseded);
+        assert_eq!(
+            store
+                .activate(&in_flight.site, &in_flight.id, removed_at)
+                .await
+                .unwrap(),
+            ActivateOutcome::TargetRemoved
+        );
+        let previews = store.list_previews(&live.site).await.unwrap();
+        assert_eq!(previews[0].live_deployment, None);
+        assert!(previews[0].removed_at.is_some());
+
+        // Reopened later: a deployment created after the removal goes live again.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let reopened = published_preview(&store, "pr-3").await;
+        assert!(matches!(
+            store
+                .activate(&reopened.site, &reopened.id, OffsetDateTime::now_utc())
+                .await
+                .unwrap(),
+            ActivateOutcome::Activated { .. }
+        ));
+        let previews = store.list_previews(&live.site).await.unwrap();
+        assert_eq!(previews[0].removed_at, None);
+        assert_eq!(previews[0].live_deployment, Some(reopened.id));
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_recorded_once_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        let later = OffsetDateTime::now_utc() + time::Duration::days(7);
+        assert!(store.record_delivery("d-1", later).await.unwrap());
+        assert!(!store.record_delivery("d-1", later).await.unwrap());
+        assert!(store.record_delivery("d-2", later).await.unwrap());
+        let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        assert!(store.record_delivery("d-3", past).await.unwrap());
+        assert!(store.record_delivery("d-3", later).await.unwrap());
     }
 }

@@ -13,10 +13,15 @@ use slipway_asl::{
     ExecutionMeta, NoopObserver, StateMachine, TaskContext, TaskFailure, TaskInvoker,
 };
 use slipway_core::model::ObjectLocation;
+use slipway_core::names::CommitSha;
 use slipway_core::ports::{
-    BuildError, BuildRequest, Builder, DeployRequest, StartOutcome, WorkflowError, WorkflowStarter,
+    BuildError, BuildRequest, BuildSource, Builder, DeployRequest, StartOutcome, WorkflowError,
+    WorkflowStarter,
 };
-use slipway_core::steps::{self, CaughtError, MarkFailedInput, Pipeline, StepError};
+use slipway_core::steps::{
+    self, BucketNames, CaughtError, MarkFailedInput, Pipeline, StepError, SOURCE_TYPE_GITHUB,
+    SOURCE_TYPE_S3,
+};
 use time::OffsetDateTime;
 
 use crate::sqlite::SqliteState;
@@ -84,6 +89,10 @@ enum BuildParametersError {
     SourceLocation(String),
     #[error("no local bucket is named {0:?}")]
     UnknownBucket(String),
+    #[error("SourceTypeOverride {0:?} is not supported; use S3 or GITHUB")]
+    SourceType(String),
+    #[error("SourceVersion must be a full commit sha, not {0:?}")]
+    SourceVersion(String),
 }
 
 #[derive(Clone)]
@@ -265,7 +274,8 @@ impl LocalTasks {
     }
 
     async fn start_build_sync(&self, parameters: Value) -> Result<Value, TaskFailure> {
-        let request = self.build_request(&parameters).map_err(|e| TaskFailure {
+        let buckets = &self.pipeline.config.buckets;
+        let request = build_request(buckets, &parameters).map_err(|e| TaskFailure {
             error: "States.Runtime".into(),
             cause: e.to_string(),
         })?;
@@ -285,57 +295,73 @@ impl LocalTasks {
             }),
         }
     }
+}
 
-    /// Reads StartBuild's override parameters back into a build request.
-    fn build_request(&self, parameters: &Value) -> Result<BuildRequest, BuildParametersError> {
-        let buckets = &self.pipeline.config.buckets;
-        let text = |pointer: &'static str| {
-            parameters
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .ok_or(BuildParametersError::Missing(pointer))
-        };
-        let location = text("/SourceLocationOverride")?;
-        let (source_bucket, source_key) = location
-            .split_once('/')
-            .ok_or_else(|| BuildParametersError::SourceLocation(location.to_owned()))?;
-        let bucket = |name: &str| {
-            buckets
-                .bucket_named(name)
-                .ok_or_else(|| BuildParametersError::UnknownBucket(name.to_owned()))
-        };
-        let source_bucket = bucket(source_bucket)?;
-        let artifact_bucket = bucket(text("/ArtifactsOverride/Location")?)?;
-        let artifact_key = format!(
-            "{}/{}",
-            text("/ArtifactsOverride/Path")?,
-            text("/ArtifactsOverride/Name")?
-        );
-        let env = parameters
-            .get("EnvironmentVariablesOverride")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|var| {
-                Some((
-                    var.get("Name")?.as_str()?.to_owned(),
-                    var.get("Value")?.as_str()?.to_owned(),
-                ))
-            })
-            .collect();
-        Ok(BuildRequest {
-            source: ObjectLocation {
-                bucket: source_bucket,
+/// Reads StartBuild's override parameters back into a build request.
+fn build_request(
+    buckets: &BucketNames,
+    parameters: &Value,
+) -> Result<BuildRequest, BuildParametersError> {
+    let text = |pointer: &'static str| {
+        parameters
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .ok_or(BuildParametersError::Missing(pointer))
+    };
+    let bucket = |name: &str| {
+        buckets
+            .bucket_named(name)
+            .ok_or_else(|| BuildParametersError::UnknownBucket(name.to_owned()))
+    };
+    let location = text("/SourceLocationOverride")?;
+    let source = match text("/SourceTypeOverride")? {
+        SOURCE_TYPE_S3 => {
+            let (source_bucket, source_key) = location
+                .split_once('/')
+                .ok_or_else(|| BuildParametersError::SourceLocation(location.to_owned()))?;
+            BuildSource::Archive(ObjectLocation {
+                bucket: bucket(source_bucket)?,
                 key: source_key.to_owned(),
-            },
-            buildspec: text("/BuildspecOverride")?.to_owned(),
-            artifact: ObjectLocation {
-                bucket: artifact_bucket,
-                key: artifact_key,
-            },
-            env,
+            })
+        }
+        SOURCE_TYPE_GITHUB => {
+            let version = text("/SourceVersion")?;
+            let commit = CommitSha::parse(version)
+                .map_err(|_| BuildParametersError::SourceVersion(version.to_owned()))?;
+            BuildSource::Git {
+                url: location.to_owned(),
+                commit,
+            }
+        }
+        other => return Err(BuildParametersError::SourceType(other.to_owned())),
+    };
+    let artifact_bucket = bucket(text("/ArtifactsOverride/Location")?)?;
+    let artifact_key = format!(
+        "{}/{}",
+        text("/ArtifactsOverride/Path")?,
+        text("/ArtifactsOverride/Name")?
+    );
+    let env = parameters
+        .get("EnvironmentVariablesOverride")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|var| {
+            Some((
+                var.get("Name")?.as_str()?.to_owned(),
+                var.get("Value")?.as_str()?.to_owned(),
+            ))
         })
-    }
+        .collect();
+    Ok(BuildRequest {
+        source,
+        buildspec: text("/BuildspecOverride")?.to_owned(),
+        artifact: ObjectLocation {
+            bucket: artifact_bucket,
+            key: artifact_key,
+        },
+        env,
+    })
 }
 
 fn failed_build_document(error: &BuildError) -> Value {
@@ -381,6 +407,118 @@ impl TaskInvoker for LocalTasks {
                 error: "States.Runtime".into(),
                 cause: format!("no local implementation of resource {resource}"),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use slipway_core::ports::Bucket;
+
+    use super::*;
+    use crate::dev::local_buckets;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn parameters(source: Value) -> Value {
+        let mut p = json!({
+            "ProjectName": BUILD_PROJECT,
+            "BuildspecOverride": "version: 0.2",
+            "ArtifactsOverride": {
+                "Type": "S3",
+                "Location": "slipway-artifacts",
+                "Path": "builds/docs/01jd",
+                "Name": "output.zip",
+            },
+            "EnvironmentVariablesOverride": [
+                { "Name": "SLIPWAY_SITE", "Value": "docs", "Type": "PLAINTEXT" },
+            ],
+        });
+        if let (Some(p), Some(source)) = (p.as_object_mut(), source.as_object()) {
+            p.extend(source.clone());
+        }
+        p
+    }
+
+    #[test]
+    fn an_s3_source_becomes_an_archive() {
+        let request = build_request(
+            &local_buckets(),
+            &parameters(json!({
+                "SourceTypeOverride": "S3",
+                "SourceLocationOverride": "slipway-source/uploads/docs/a.zip",
+            })),
+        )
+        .unwrap();
+        assert_eq!(
+            request.source,
+            BuildSource::Archive(ObjectLocation {
+                bucket: Bucket::Source,
+                key: "uploads/docs/a.zip".into(),
+            })
+        );
+        assert_eq!(request.artifact.bucket, Bucket::Artifacts);
+        assert_eq!(request.artifact.key, "builds/docs/01jd/output.zip");
+        assert_eq!(
+            request.env,
+            vec![("SLIPWAY_SITE".to_owned(), "docs".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_github_source_becomes_a_commit_to_check_out() {
+        let request = build_request(
+            &local_buckets(),
+            &parameters(json!({
+                "SourceTypeOverride": "GITHUB",
+                "SourceLocationOverride": "file:///tmp/repo.git",
+                "SourceVersion": SHA,
+            })),
+        )
+        .unwrap();
+        assert_eq!(
+            request.source,
+            BuildSource::Git {
+                url: "file:///tmp/repo.git".into(),
+                commit: CommitSha::parse(SHA).unwrap(),
+            }
+        );
+    }
+
+    #[test]
+    fn unusable_source_parameters_are_refused() {
+        let cases = [
+            (
+                json!({ "SourceTypeOverride": "GITHUB", "SourceLocationOverride": "file:///r" }),
+                "SourceVersion",
+            ),
+            (
+                json!({
+                    "SourceTypeOverride": "GITHUB",
+                    "SourceLocationOverride": "file:///r",
+                    "SourceVersion": "main",
+                }),
+                "full commit sha",
+            ),
+            (
+                json!({ "SourceTypeOverride": "CODECOMMIT", "SourceLocationOverride": "x" }),
+                "not supported",
+            ),
+            (
+                json!({ "SourceTypeOverride": "S3", "SourceLocationOverride": "nowhere/a.zip" }),
+                "no local bucket",
+            ),
+            (
+                json!({ "SourceLocationOverride": "slipway-source/a.zip" }),
+                "SourceTypeOverride",
+            ),
+        ];
+        for (source, expected) in cases {
+            let err = build_request(&local_buckets(), &parameters(source.clone())).unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{source}: {err} should mention {expected}"
+            );
         }
     }
 }

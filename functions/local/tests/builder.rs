@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::DeploymentId;
 use slipway_core::ports::{
-    Bucket, BuildError, BuildReport, BuildRequest, Builder, ObjectBody, ObjectMeta, ObjectStore,
-    StateStore,
+    Bucket, BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectBody, ObjectMeta,
+    ObjectStore, StateStore,
 };
 use slipway_local::builder::LocalBuilder;
 use slipway_local::objects::FsObjectStore;
@@ -85,7 +85,7 @@ impl Harness {
 
     fn request(&self, source: ObjectLocation, buildspec: &str) -> BuildRequest {
         BuildRequest {
-            source,
+            source: BuildSource::Archive(source),
             buildspec: buildspec.to_owned(),
             artifact: self.artifact(),
             env: vec![

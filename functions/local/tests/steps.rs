@@ -2,7 +2,7 @@
 
 mod support;
 
-use slipway_core::model::{DeploymentStatus, ObjectLocation};
+use slipway_core::model::{DeploymentSource, DeploymentStatus, ObjectLocation};
 use slipway_core::names::DeploymentId;
 use slipway_core::ports::{Bucket, KeyValueStore, ObjectStore, StateStore};
 use slipway_core::steps::{
@@ -17,10 +17,10 @@ fn prepare_input(site: &str, id: DeploymentId, prebuilt: bool) -> PrepareInput {
     PrepareInput {
         site: site_name(site),
         deployment_id: id,
-        source: ObjectLocation {
+        source: DeploymentSource::Archive(ObjectLocation {
             bucket: Bucket::Source,
             key: format!("uploads/{site}/{id}.zip"),
-        },
+        }),
         prebuilt,
     }
 }
@@ -354,7 +354,12 @@ async fn prune_keeps_retention_live_and_the_rollback_target() {
     }
     // Roll back to v1: v4 becomes rolled-back, v1 live; the rollback target is now v3.
     h.state
-        .roll_back(&site, &ids[1], time::OffsetDateTime::now_utc())
+        .route_production(
+            &site,
+            &ids[1],
+            slipway_core::ports::Displaced::RolledBack,
+            time::OffsetDateTime::now_utc(),
+        )
         .await
         .unwrap();
     let out = steps::prune(

@@ -19,7 +19,7 @@ pub async fn function_handler(
 mod tests {
     use lambda_runtime::Diagnostic;
     use serde_json::{json, Value};
-    use slipway_core::model::{Deployment, DeploymentStatus};
+    use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
     use slipway_core::ports::{Bucket, StateStore};
     use slipway_lambda::testing::{invocation, zip_of, Embedded};
 
@@ -30,10 +30,14 @@ mod tests {
         let payload = json!({
             "site": deployment.site.as_str(),
             "deployment_id": deployment.id.to_string(),
-            "source": { "bucket": "source", "key": deployment.source.key },
+            "source": { "bucket": "source", "key": archive(deployment).key },
             "prebuilt": deployment.prebuilt,
         });
         invocation(serde_json::from_value(payload).unwrap())
+    }
+
+    fn archive(deployment: &Deployment) -> &ObjectLocation {
+        deployment.source.archive().expect("an uploaded source")
     }
 
     async fn status(stores: &Embedded, deployment: &Deployment) -> DeploymentStatus {
@@ -57,10 +61,11 @@ mod tests {
             .unwrap();
 
         assert!(!output.needs_build);
-        assert_eq!(output.artifact.location, deployment.source);
+        assert_eq!(&output.artifact.location, archive(&deployment));
+        assert_eq!(output.source_type, "S3");
         assert_eq!(
             output.source_location,
-            format!("acme-source/{}", deployment.source.key)
+            format!("acme-source/{}", archive(&deployment).key)
         );
         // The state machine's Choice reads `$.prepared.needs_build`.
         let wire = serde_json::to_value(&output).unwrap();

@@ -202,7 +202,7 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
+    use slipway_core::model::{Deployment, DeploymentSource, DeploymentStatus, ObjectLocation};
     use slipway_core::names::SiteName;
     use slipway_core::ports::{Bucket, DeployRequest, StartOutcome};
     use slipway_lambda::testing::{invocation, Embedded};
@@ -311,7 +311,7 @@ mod tests {
             bucket: Bucket::Source,
             key: "sites/docs/release 2024-05-01T10:00:00+02.zip".into(),
         };
-        assert_eq!(deployment.source, source);
+        assert_eq!(deployment.source, DeploymentSource::Archive(source.clone()));
         // Ids sort by the event's time: 2024-05-01T10:00:07Z.
         assert_eq!(deployment_id.timestamp_ms(), 1_714_557_607_000);
         let starts = s.starts();
@@ -322,7 +322,7 @@ mod tests {
             DeployRequest {
                 site: SiteName::parse("docs").unwrap(),
                 deployment_id,
-                source,
+                source: DeploymentSource::Archive(source),
                 prebuilt: false,
             }
         );
@@ -383,7 +383,10 @@ mod tests {
         );
         let starts = s.starts();
         assert_eq!(starts.len(), 1);
-        assert_eq!(starts[0].1.source, source);
+        assert_eq!(
+            starts[0].1.source,
+            DeploymentSource::Archive(source.clone())
+        );
         assert!(starts[0].1.prebuilt);
     }
 

@@ -15,7 +15,7 @@ use slipway_local::dev::DevServer;
 
 use super::deploy::{self, Wait};
 use crate::archive::Contents;
-use crate::cli::{DemoArgs, WaitTimeout, DEFAULT_ENDPOINT};
+use crate::cli::{DemoArgs, GithubArgs, WaitTimeout, DEFAULT_ENDPOINT};
 use crate::client::{ApiClient, ClientError, Endpoint};
 use crate::output::Output;
 
@@ -53,7 +53,8 @@ struct DemoSummary {
 }
 
 pub async fn run(args: DemoArgs, output: Output) -> anyhow::Result<()> {
-    let server = super::dev::start(&args.server, None).await?;
+    let server =
+        super::dev::start(&args.server, None, super::dev::github(GithubArgs::off())?).await?;
     output.note(format!(
         "slipway dev is running: API {}, edge {}",
         server.api_url(),
@@ -121,6 +122,9 @@ async fn ensure_site(client: &ApiClient, site: &SiteName, output: Output) -> any
                 spa: false,
                 clean_urls: true,
                 retain: None,
+                repo: None,
+                branch: None,
+                root: None,
             };
             let created = client.create_site(&request).await?;
             output.note(format!("created site {site} ({})", created.url));

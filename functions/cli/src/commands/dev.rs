@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use slipway_local::dev::{DevConfig, DevServer};
+use slipway_core::github::WebhookSecret;
+use slipway_github::{GithubConfig, GithubToken};
+use slipway_local::dev::{DevConfig, DevGithub, DevServer};
 
-use crate::cli::{DevArgs, ServerArgs};
+use crate::cli::{DevArgs, GithubArgs, ServerArgs};
 use crate::output::Output;
 
 /// What `slipway dev --json` prints once both listeners are up.
@@ -17,7 +19,7 @@ struct DevInfo {
 }
 
 pub async fn run(args: DevArgs, output: Output) -> anyhow::Result<()> {
-    let server = start(&args.server, args.token).await?;
+    let server = start(&args.server, args.token, github(args.github)?).await?;
     let info = DevInfo {
         api_url: server.api_url(),
         edge_url: server.edge_url(),
@@ -38,15 +40,35 @@ pub async fn run(args: DevArgs, output: Output) -> anyhow::Result<()> {
     Ok(signal?)
 }
 
-pub async fn start(args: &ServerArgs, token: Option<String>) -> anyhow::Result<DevServer> {
+pub async fn start(
+    args: &ServerArgs,
+    token: Option<String>,
+    github: DevGithub,
+) -> anyhow::Result<DevServer> {
     let config = DevConfig {
         state_dir: args.state_dir.clone(),
         api_addr: args.api_addr,
         edge_addr: args.edge_addr,
         token,
         limits: args.limits(),
+        github,
     };
     Ok(DevServer::start(config).await?)
+}
+
+/// The GitHub settings `slipway dev` was started with.
+pub fn github(args: GithubArgs) -> anyhow::Result<DevGithub> {
+    let webhook_secret = args
+        .github_webhook_secret
+        .map(WebhookSecret::new)
+        .transpose()?;
+    Ok(DevGithub {
+        webhook_secret,
+        api: GithubConfig {
+            api_url: args.github_api_url,
+            token: args.github_token.map(GithubToken::new),
+        },
+    })
 }
 
 /// `http://localhost:7080` → `http://{site}.localhost:7080/`.

@@ -6,6 +6,8 @@ mod deploy;
 mod deployments;
 mod dev;
 mod logs;
+mod previews;
+mod promote;
 mod rollback;
 mod sites;
 
@@ -23,6 +25,8 @@ pub async fn run(command: Command, output: Output) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(args, output).await,
         Command::Deployments(args) => deployments::run(args, output).await,
         Command::Rollback(args) => rollback::run(args, output).await,
+        Command::Promote(args) => promote::run(args, output).await,
+        Command::Previews(args) => previews::run(args, output).await,
         Command::Logs(args) => logs::run(args, output).await,
     }
 }

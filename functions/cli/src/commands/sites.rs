@@ -14,6 +14,9 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
                 spa: args.spa,
                 clean_urls: args.clean_urls,
                 retain: args.retain,
+                repo: args.repo.map(|repo| repo.to_string()),
+                branch: args.branch.map(|branch| branch.to_string()),
+                root: args.root.map(|root| root.to_string()),
             };
             let site = client.create_site(&request).await?;
             output.result(&site, || {
@@ -47,12 +50,13 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
             output.result(&view, || {
                 let created = super::deployments::timestamp(view.site.created_at);
                 format!(
-                    "name     {}\nurl      {}\nlive     {}\nrouting  {}\nretain   {}\ncreated  {created}",
+                    "name     {}\nurl      {}\nlive     {}\nrouting  {}\nretain   {}\nrepo     {}\ncreated  {created}",
                     view.site.name,
                     view.url,
                     live(&view),
                     flags(&view),
                     view.site.retain,
+                    repo(&view),
                 )
             });
         }
@@ -64,6 +68,20 @@ fn live(view: &SiteView) -> String {
     view.site
         .live_deployment
         .map_or_else(|| "-".to_owned(), |id| id.to_string())
+}
+
+/// `owner/repo (production: main, root: apps/web)`, or `-` for a site without one.
+fn repo(view: &SiteView) -> String {
+    let Some(link) = &view.site.repo else {
+        return "-".to_owned();
+    };
+    match &link.root {
+        Some(root) => format!(
+            "{} (production: {}, root: {root})",
+            link.repo, link.production_branch
+        ),
+        None => format!("{} (production: {})", link.repo, link.production_branch),
+    }
 }
 
 fn flags(view: &SiteView) -> String {

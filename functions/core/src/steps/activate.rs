@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::report_commit_status;
 use super::{Pipeline, StepError};
 use crate::model::DeploymentStatus;
-use crate::names::{DeploymentId, SiteName};
-use crate::ports::ActivateOutcome;
-use crate::routing::{production_host, route_value};
+use crate::names::{DeploymentId, SiteName, TargetName};
+use crate::ports::{ActivateOutcome, CommitState};
+use crate::routing::route_value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivateInput {
@@ -25,13 +26,22 @@ pub struct ActivateOutput {
 }
 
 pub async fn activate(p: &Pipeline, input: ActivateInput) -> Result<ActivateOutput, StepError> {
+    let deployment = p
+        .state
+        .get_deployment(&input.site, &input.deployment_id)
+        .await?;
+    // Every published deployment keeps a URL of its own until Prune deletes it.
+    let own_host = p.config.hosts.deployment(&deployment.id, &deployment.site);
+    let value = route_value(&deployment.site, &deployment.id, deployment.routing);
+    p.kvs.put(&own_host, &value).await?;
+
     let outcome = p
         .state
         .activate(&input.site, &input.deployment_id, OffsetDateTime::now_utc())
         .await?;
     let output = match outcome {
         ActivateOutcome::Activated { previous } => {
-            sync_route(p, &input.site).await?;
+            sync_target(p, &input.site, &deployment.target).await?;
             ActivateOutput {
                 status: DeploymentStatus::Live,
                 previous,
@@ -40,7 +50,7 @@ pub async fn activate(p: &Pipeline, input: ActivateInput) -> Result<ActivateOutp
         }
         // A re-run after a crash between the transaction and the key-value write.
         ActivateOutcome::AlreadyLive => {
-            sync_route(p, &input.site).await?;
+            sync_target(p, &input.site, &deployment.target).await?;
             ActivateOutput {
                 status: DeploymentStatus::Live,
                 previous: None,
@@ -52,26 +62,78 @@ pub async fn activate(p: &Pipeline, input: ActivateInput) -> Result<ActivateOutp
             previous: None,
             superseded_by: Some(newer),
         },
+        ActivateOutcome::TargetRemoved => ActivateOutput {
+            status: DeploymentStatus::Superseded,
+            previous: None,
+            superseded_by: None,
+        },
     };
+    let (url, description) = match output.status {
+        DeploymentStatus::Live => (
+            p.config
+                .urls
+                .url(&p.config.hosts.target(&deployment.target, &deployment.site)),
+            format!("Deployed to {}", deployment.target),
+        ),
+        _ => (
+            p.config.urls.url(&own_host),
+            match output.superseded_by {
+                Some(newer) => format!(
+                    "Deployed; {newer} is newer and serves {}",
+                    deployment.target
+                ),
+                None => format!("Deployed; preview {} was removed", deployment.target),
+            },
+        ),
+    };
+    report_commit_status(
+        p,
+        &deployment,
+        CommitState::Success,
+        &description,
+        Some(url),
+    )
+    .await;
     tracing::info!(
         site = %input.site,
         deployment_id = %input.deployment_id,
+        target = %deployment.target,
         status = %output.status,
         "activated"
     );
     Ok(output)
 }
 
-/// Points the site's host key at the deployment the state store says is live, with that
-/// deployment's routing flags. Reading the live deployment after the transaction (rather
-/// than writing "our" id) makes a late writer converge on the newest decision.
+/// Points the site's production host at the deployment the state store says production
+/// serves, with that deployment's routing flags. Reading the live deployment after the
+/// transaction (rather than writing "our" id) makes a late writer converge on the newest
+/// decision.
 pub async fn sync_route(p: &Pipeline, site: &SiteName) -> Result<(), StepError> {
-    let site = p.state.get_site(site).await?;
-    let host = production_host(&site.name, &p.config.edge_domain);
-    match site.live_deployment {
+    sync_target(p, site, &TargetName::production()).await
+}
+
+/// Points `target`'s host at what the state store says it serves, or removes the host when
+/// it serves nothing (a removed preview).
+pub async fn sync_target(
+    p: &Pipeline,
+    site: &SiteName,
+    target: &TargetName,
+) -> Result<(), StepError> {
+    let host = p.config.hosts.target(target, site);
+    let live = if target.is_production() {
+        p.state.get_site(site).await?.live_deployment
+    } else {
+        p.state
+            .list_previews(site)
+            .await?
+            .into_iter()
+            .find(|preview| &preview.target == target && preview.removed_at.is_none())
+            .and_then(|preview| preview.live_deployment)
+    };
+    match live {
         Some(live) => {
-            let deployment = p.state.get_deployment(&site.name, &live).await?;
-            let value = route_value(&site.name, &live, deployment.routing);
+            let deployment = p.state.get_deployment(site, &live).await?;
+            let value = route_value(site, &live, deployment.routing);
             p.kvs.put(&host, &value).await?;
         }
         None => p.kvs.delete(&host).await?,

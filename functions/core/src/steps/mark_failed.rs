@@ -5,10 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{prune::delete_files, Pipeline, StepError};
+use super::{prune::delete_files, report_commit_status, Pipeline, StepError};
 use crate::model::{DeploymentStatus, RecordedError};
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{DeploymentPatch, StateError};
+use crate::ports::{CommitState, DeploymentPatch, StateError};
 
 /// Causes longer than this are cut, so a deployment record stays small.
 const MAX_CAUSE_CHARS: usize = 4000;
@@ -80,6 +80,7 @@ pub async fn mark_failed(
         cause = %recorded.cause,
         "deployment failed"
     );
+    let description = format!("{}: {}", recorded.name, recorded.cause);
     let patch = DeploymentPatch {
         error: Some(recorded),
         ..Default::default()
@@ -93,6 +94,7 @@ pub async fn mark_failed(
             patch,
         )
         .await?;
+    report_commit_status(p, &failed, CommitState::Failure, &description, None).await;
     Ok(MarkFailedOutput {
         status: Some(failed.status),
         recorded: true,

@@ -4,6 +4,7 @@
 //! state machine's Retry and Catch match.
 
 mod activate;
+mod commit_status;
 mod mark_failed;
 mod prepare;
 mod prune;
@@ -17,15 +18,20 @@ use crate::build_plan::PlanError;
 use crate::model::ObjectLocation;
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{
-    KeyValueStore, KvsError, ObjectStore, ObjectStoreError, StateError, StateStore,
+    CommitStatuses, KeyValueStore, KvsError, ObjectStore, ObjectStoreError, RepoError, RepoReader,
+    StateError, StateStore,
 };
+use crate::routing::{Hosts, UrlTemplate};
 use crate::zipsafe::{ZipError, ZipLimits};
 
-pub use activate::{activate, sync_route, ActivateInput, ActivateOutput};
+pub use activate::{activate, sync_route, sync_target, ActivateInput, ActivateOutput};
+pub use commit_status::report_commit_status;
 pub use mark_failed::{
     human_cause, mark_failed, recorded_error, CaughtError, MarkFailedInput, MarkFailedOutput,
 };
-pub use prepare::{artifact_path, prepare, PrepareInput, PrepareOutput};
+pub use prepare::{
+    artifact_path, prepare, PrepareInput, PrepareOutput, SOURCE_TYPE_GITHUB, SOURCE_TYPE_S3,
+};
 pub use prune::{prunable, prune, PruneInput, PruneOutput};
 pub use publish::{publish, PublishInput, PublishOutput};
 
@@ -55,8 +61,10 @@ impl BucketNames {
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Sites answer at `{site}.{edge_domain}`: `localhost` in `slipway dev`.
-    pub edge_domain: String,
+    /// The host names sites, previews and deployments answer at.
+    pub hosts: Hosts,
+    /// How a host name becomes a public URL (commit statuses and API views link to it).
+    pub urls: UrlTemplate,
     pub buckets: BucketNames,
     pub zip_limits: ZipLimits,
     /// Concurrent object writes during Publish.
@@ -69,6 +77,10 @@ pub struct Pipeline {
     pub objects: Arc<dyn ObjectStore>,
     pub state: Arc<dyn StateStore>,
     pub kvs: Arc<dyn KeyValueStore>,
+    /// Reads a commit's files for Prepare's build detection.
+    pub repos: Arc<dyn RepoReader>,
+    /// Where deployments from git report on their commits.
+    pub statuses: Arc<dyn CommitStatuses>,
     pub config: PipelineConfig,
 }
 
@@ -89,6 +101,8 @@ pub enum StepError {
     Objects(#[from] ObjectStoreError),
     #[error(transparent)]
     Kvs(#[from] KvsError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
 }
 
 impl StepError {
@@ -102,6 +116,8 @@ impl StepError {
         "DeploymentNotFound",
         "InvalidTransition",
         "ObjectNotFound",
+        "SourceNotFound",
+        "SourceTooLarge",
         "StoreUnavailable",
     ];
 
@@ -117,7 +133,9 @@ impl StepError {
             StepError::State(state) => state.name(),
             StepError::Objects(ObjectStoreError::NotFound { .. }) => "ObjectNotFound",
             StepError::Objects(ObjectStoreError::InvalidKey(_)) => "ArtifactInvalid",
-            StepError::Objects(_) | StepError::Kvs(_) => "StoreUnavailable",
+            StepError::Repo(RepoError::NotFound { .. }) => "SourceNotFound",
+            StepError::Repo(RepoError::TooLarge { .. }) => "SourceTooLarge",
+            StepError::Objects(_) | StepError::Kvs(_) | StepError::Repo(_) => "StoreUnavailable",
         }
     }
 }

@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
-use crate::build_plan::{decide, BuildDecision, Framework};
-use crate::model::{DeploymentStatus, ObjectLocation, RoutingFlags};
+use std::collections::HashMap;
+
+use super::{blocking_failed, report_commit_status, ArtifactRef, Pipeline, StepError};
+use crate::build_plan::{decide, BuildDecision, BuildPlan, Framework, DETECTION_FILES};
+use crate::model::{DeploymentSource, DeploymentStatus, GitSource, ObjectLocation, RoutingFlags};
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{Bucket, DeploymentPatch};
+use crate::ports::{Bucket, CommitState, DeploymentPatch};
 use crate::ranged::RangedReader;
 use crate::zipsafe::{open_archive, read_entry};
 
@@ -17,18 +19,27 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 pub struct PrepareInput {
     pub site: SiteName,
     pub deployment_id: DeploymentId,
-    pub source: ObjectLocation,
+    pub source: DeploymentSource,
     #[serde(default)]
     pub prebuilt: bool,
 }
+
+/// CodeBuild's source type for an archive in S3.
+pub const SOURCE_TYPE_S3: &str = "S3";
+/// CodeBuild's source type for a commit on GitHub.
+pub const SOURCE_TYPE_GITHUB: &str = "GITHUB";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrepareOutput {
     pub needs_build: bool,
     /// The buildspec handed to CodeBuild (or the local builder) when `needs_build`.
     pub buildspec: Option<String>,
-    /// CodeBuild's S3 source location: `{bucket}/{key}`.
+    /// CodeBuild's source type: [`SOURCE_TYPE_S3`] or [`SOURCE_TYPE_GITHUB`].
+    pub source_type: String,
+    /// CodeBuild's source location: `{bucket}/{key}`, or the repository's clone URL.
     pub source_location: String,
+    /// The commit to check out, for a git source.
+    pub source_version: Option<String>,
     /// What Publish reads.
     pub artifact: ArtifactRef,
     pub routing: RoutingFlags,
@@ -39,77 +50,87 @@ pub struct PrepareOutput {
 pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput, StepError> {
     let site = p.state.get_site(&input.site).await?;
     // Fails early with DeploymentNotFound before touching the source.
-    p.state
+    let deployment = p
+        .state
         .get_deployment(&input.site, &input.deployment_id)
         .await?;
-
-    let reader = RangedReader::open(
-        p.objects.clone(),
-        input.source.bucket,
-        &input.source.key,
-        RangedReader::DEFAULT_CHUNK,
+    report_commit_status(
+        p,
+        &deployment,
+        CommitState::Pending,
+        &format!("Building {}", deployment.target),
+        None,
     )
-    .await?;
-    let limits = p.config.zip_limits;
-    let prebuilt = input.prebuilt;
-    let (decision, root) = tokio::task::spawn_blocking(move || {
-        let (mut archive, manifest) =
-            open_archive(reader, &limits).map_err(StepError::SourceInvalid)?;
-        let root = manifest.common_root().map(str::to_owned);
-        let strip = root.as_deref().unwrap_or("");
-        let files: Vec<&str> = manifest
-            .entries
-            .iter()
-            .map(|e| &e.path.as_str()[strip.len()..])
-            .collect();
-        let read = |path: &str| {
-            let entry = manifest.get(&format!("{strip}{path}"))?;
-            if entry.size > MAX_CONFIG_BYTES {
-                return None;
-            }
-            read_entry(&mut archive, entry).ok()
-        };
-        let decision = decide(&files, read, prebuilt).map_err(StepError::BuildConfigInvalid)?;
-        Ok::<_, StepError>((decision, root))
-    })
-    .await
-    .map_err(blocking_failed)??;
+    .await;
+
+    let build_output = || ArtifactRef {
+        location: ObjectLocation {
+            bucket: Bucket::Artifacts,
+            key: format!(
+                "{}/output.zip",
+                artifact_path(&input.site, &input.deployment_id)
+            ),
+        },
+        root: None,
+    };
+    let (decision, artifact, source_type, source_location, source_version) = match &input.source {
+        DeploymentSource::Archive(location) => {
+            let (decision, root) = decide_archive(p, location, input.prebuilt).await?;
+            let artifact = match decision {
+                BuildDecision::Prebuilt { .. } => ArtifactRef {
+                    location: location.clone(),
+                    root,
+                },
+                BuildDecision::Build(_) => build_output(),
+            };
+            let source_location = format!(
+                "{}/{}",
+                p.config.buckets.name_of(location.bucket),
+                location.key
+            );
+            (decision, artifact, SOURCE_TYPE_S3, source_location, None)
+        }
+        // A commit is always checked out by a build, even when it holds plain files.
+        DeploymentSource::Git(git) => {
+            let mut plan = match decide_git(p, git).await? {
+                BuildDecision::Build(plan) => plan,
+                BuildDecision::Prebuilt { spa, clean_urls } => {
+                    BuildPlan::checkout_only(spa, clean_urls)
+                }
+            };
+            plan.root = git.root.clone();
+            (
+                BuildDecision::Build(plan),
+                build_output(),
+                SOURCE_TYPE_GITHUB,
+                git.clone_url.clone(),
+                Some(git.sha.to_string()),
+            )
+        }
+    };
 
     let resolve = |spa: Option<bool>, clean_urls: Option<bool>| RoutingFlags {
         spa: spa.unwrap_or(site.routing.spa),
         clean_urls: clean_urls.unwrap_or(site.routing.clean_urls),
     };
-    let source_location = format!(
-        "{}/{}",
-        p.config.buckets.name_of(input.source.bucket),
-        input.source.key
-    );
     let output = match decision {
         BuildDecision::Prebuilt { spa, clean_urls } => PrepareOutput {
             needs_build: false,
             buildspec: None,
+            source_type: source_type.to_owned(),
             source_location,
-            artifact: ArtifactRef {
-                location: input.source.clone(),
-                root,
-            },
+            source_version,
+            artifact,
             routing: resolve(spa, clean_urls),
             framework: None,
         },
         BuildDecision::Build(plan) => PrepareOutput {
             needs_build: true,
             buildspec: Some(plan.buildspec_yaml()),
+            source_type: source_type.to_owned(),
             source_location,
-            artifact: ArtifactRef {
-                location: ObjectLocation {
-                    bucket: Bucket::Artifacts,
-                    key: format!(
-                        "{}/output.zip",
-                        artifact_path(&input.site, &input.deployment_id)
-                    ),
-                },
-                root: None,
-            },
+            source_version,
+            artifact,
             routing: resolve(plan.spa, plan.clean_urls),
             framework: Some(plan.framework),
         },
@@ -131,10 +152,64 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
         site = %input.site,
         deployment_id = %input.deployment_id,
         needs_build = output.needs_build,
+        source = output.source_type,
         framework = output.framework.map_or("static", |f| f.as_str()),
         "prepared"
     );
     Ok(output)
+}
+
+/// Detection over a source zip; also returns the folder the zip wraps the site in, if any.
+async fn decide_archive(
+    p: &Pipeline,
+    location: &ObjectLocation,
+    prebuilt: bool,
+) -> Result<(BuildDecision, Option<String>), StepError> {
+    let reader = RangedReader::open(
+        p.objects.clone(),
+        location.bucket,
+        &location.key,
+        RangedReader::DEFAULT_CHUNK,
+    )
+    .await?;
+    let limits = p.config.zip_limits;
+    tokio::task::spawn_blocking(move || {
+        let (mut archive, manifest) =
+            open_archive(reader, &limits).map_err(StepError::SourceInvalid)?;
+        let root = manifest.common_root().map(str::to_owned);
+        let strip = root.as_deref().unwrap_or("");
+        let files: Vec<&str> = manifest
+            .entries
+            .iter()
+            .map(|e| &e.path.as_str()[strip.len()..])
+            .collect();
+        let read = |path: &str| {
+            let entry = manifest.get(&format!("{strip}{path}"))?;
+            if entry.size > MAX_CONFIG_BYTES {
+                return None;
+            }
+            read_entry(&mut archive, entry).ok()
+        };
+        let decision = decide(&files, read, prebuilt).map_err(StepError::BuildConfigInvalid)?;
+        Ok::<_, StepError>((decision, root))
+    })
+    .await
+    .map_err(blocking_failed)?
+}
+
+/// Detection over a commit, reading only the files detection looks at.
+async fn decide_git(p: &Pipeline, git: &GitSource) -> Result<BuildDecision, StepError> {
+    let files = p.repos.list_files(git).await?;
+    let mut contents = HashMap::new();
+    for name in DETECTION_FILES {
+        if files.iter().any(|f| f == name) {
+            if let Some(bytes) = p.repos.read_file(git, name, MAX_CONFIG_BYTES).await? {
+                contents.insert(name, bytes);
+            }
+        }
+    }
+    let paths: Vec<&str> = files.iter().map(String::as_str).collect();
+    decide(&paths, |path| contents.get(path).cloned(), false).map_err(StepError::BuildConfigInvalid)
 }
 
 /// The artifacts-bucket folder of a deployment's build output (CodeBuild's artifact `Path`).

@@ -1,11 +1,14 @@
-//! Prune: deletes finished deployments beyond the site's retention, oldest first. It never
-//! deletes the live deployment, the one a rollback would go to, or one still in flight.
+//! Prune: deletes finished deployments beyond the site's retention, oldest first, counted per
+//! target, and every finished deployment of a removed preview. It never deletes what
+//! production or a preview serves, the one a rollback would go to, or one still in flight.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Pipeline, StepError};
-use crate::model::{rollback_candidate, Deployment, DeploymentStatus};
-use crate::names::{DeploymentId, SiteName};
+use std::collections::{HashMap, HashSet};
+
+use crate::model::{rollback_candidate, Deployment, DeploymentStatus, Preview};
+use crate::names::{DeploymentId, SiteName, TargetName};
 use crate::ports::{Bucket, StateError};
 use crate::routing::deployment_prefix;
 
@@ -25,26 +28,51 @@ pub struct PruneOutput {
     pub requests: u64,
 }
 
-/// The deployments Prune may delete, given the site's deployments newest first.
-pub fn prunable(deployments: &[Deployment], retain: u32) -> Vec<&Deployment> {
-    let protected = rollback_candidate(deployments).map(|d| d.id);
+/// The deployments Prune may delete, given the site's deployments newest first, what
+/// production serves, and the site's previews.
+pub fn prunable<'a>(
+    deployments: &'a [Deployment],
+    retain: u32,
+    production: Option<DeploymentId>,
+    previews: &[Preview],
+) -> Vec<&'a Deployment> {
+    let mut protected: HashSet<DeploymentId> = previews
+        .iter()
+        .filter_map(|preview| preview.live_deployment)
+        .chain(production)
+        .collect();
+    protected.extend(rollback_candidate(deployments, production).map(|d| d.id));
+    let removed: HashSet<&TargetName> = previews
+        .iter()
+        .filter(|preview| preview.removed_at.is_some())
+        .map(|preview| &preview.target)
+        .collect();
+    let mut kept: HashMap<&TargetName, u32> = HashMap::new();
     deployments
         .iter()
         .filter(|d| d.status.is_terminal())
-        .skip(retain as usize)
-        .filter(|d| d.status != DeploymentStatus::Live && Some(d.id) != protected)
+        .filter(|d| {
+            if removed.contains(&d.target) {
+                return true;
+            }
+            let count = kept.entry(&d.target).or_default();
+            *count += 1;
+            *count > retain
+        })
+        .filter(|d| d.status != DeploymentStatus::Live && !protected.contains(&d.id))
         .collect()
 }
 
 pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepError> {
     let site = p.state.get_site(&input.site).await?;
     let deployments = p.state.list_deployments(&input.site).await?;
+    let previews = p.state.list_previews(&input.site).await?;
     let mut output = PruneOutput {
         deleted: Vec::new(),
         objects_deleted: 0,
         requests: 0,
     };
-    for deployment in prunable(&deployments, site.retain) {
+    for deployment in prunable(&deployments, site.retain, site.live_deployment, &previews) {
         // The record goes first, conditionally: once it is gone nothing can route to the
         // files, and if a rollback made it live meanwhile, it and its files stay.
         match p
@@ -56,6 +84,9 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
             Err(StateError::InUse { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
+        p.kvs
+            .delete(&p.config.hosts.deployment(&deployment.id, &deployment.site))
+            .await?;
         let (objects, requests) = delete_files(p, deployment).await?;
         output.deleted.push(deployment.id);
         output.objects_deleted += objects;
@@ -104,8 +135,11 @@ pub(super) async fn delete_files(
         }
     }
     // Uploads made through the API belong to the deployment; user drops under `sites/` do not.
-    let source = &deployment.source;
-    if source.bucket == Bucket::Source && source.key.starts_with("uploads/") {
+    let upload = deployment
+        .source
+        .archive()
+        .filter(|source| source.bucket == Bucket::Source && source.key.starts_with("uploads/"));
+    if let Some(source) = upload {
         requests += p
             .objects
             .delete_many(Bucket::Source, std::slice::from_ref(&source.key))

@@ -9,9 +9,12 @@ use bytes::Bytes;
 use slipway_core::model::{Deployment, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
+use slipway_core::routing::{Hosts, UrlTemplate};
 use slipway_core::steps::{Pipeline, PipelineConfig};
 use slipway_core::zipsafe::ZipLimits;
+use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::dev::local_buckets;
+use slipway_local::git::GitRepos;
 use slipway_local::objects::FsObjectStore;
 use slipway_local::sqlite::SqliteState;
 use time::OffsetDateTime;
@@ -28,12 +31,16 @@ pub fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let state = SqliteState::open(&dir.path().join("state.db")).unwrap();
     let objects = Arc::new(FsObjectStore::new(dir.path().join("objects")).unwrap());
+    let github = GithubApi::new(GithubConfig::default()).unwrap();
     let pipeline = Pipeline {
         objects: objects.clone(),
         state: Arc::new(state.clone()),
         kvs: Arc::new(state.clone()),
+        repos: Arc::new(GitRepos::new(dir.path().join("git"))),
+        statuses: Arc::new(github),
         config: PipelineConfig {
-            edge_domain: "localhost".into(),
+            hosts: Hosts::single("localhost"),
+            urls: UrlTemplate::parse("http://{host}:7080/").unwrap(),
             buckets: local_buckets(),
             zip_limits: ZipLimits::default(),
             publish_concurrency: 4,
@@ -70,6 +77,7 @@ impl Harness {
             retain,
             created_at: OffsetDateTime::now_utc(),
             live_deployment: None,
+            repo: None,
         };
         self.state.create_site(&site).await.unwrap();
         site.name

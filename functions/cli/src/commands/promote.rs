@@ -1,0 +1,19 @@
+//! `slipway promote NAME --from TARGET|ID`.
+
+use slipway_core::api_types::PromoteRequest;
+
+use crate::cli::PromoteArgs;
+use crate::output::Output;
+
+pub async fn run(args: PromoteArgs, output: Output) -> anyhow::Result<()> {
+    let client = super::client(args.client)?;
+    let outcome = client
+        .promote(&args.site, &PromoteRequest { from: args.from })
+        .await?;
+    output.note(format!(
+        "{} production now serves deployment {}",
+        args.site, outcome.deployment_id
+    ));
+    output.result(&outcome, || outcome.url.clone());
+    Ok(())
+}
