@@ -10,16 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4a;
-use aws_smithy_runtime_api::client::identity::Identity;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::Router;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH};
-use http::request::Parts;
+use http::header::{CONTENT_TYPE, ETAG, IF_MATCH};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -28,11 +23,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::kvs::{KvsArn, MAX_VALUE_BYTES};
+use crate::signature_check::{Scheme, SignatureCheck};
 
 /// The account in the server's store ARN (the SDK would put it in front of a real host).
 pub const ACCOUNT_ID: &str = "123456789012";
 const SIGNING_NAME: &str = "cloudfront-keyvaluestore";
-const SIGV4A: &str = "AWS4-ECDSA-P256-SHA256";
 const MAX_KEY_BYTES: usize = 1024;
 /// Far above any request this API takes (a 1 KB key and a 1 KB value).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -74,9 +69,13 @@ impl KvsTestServer {
         let created = now_secs();
         let shared = Arc::new(Shared {
             arn,
-            access_key: access_key.to_owned(),
-            identity: Credentials::new(access_key, secret_key, None, None, "kvs-test-server")
-                .into(),
+            signatures: SignatureCheck::new(
+                access_key,
+                secret_key,
+                None,
+                SIGNING_NAME,
+                Scheme::V4a,
+            ),
             store: Mutex::new(Store {
                 items: BTreeMap::new(),
                 version: 1,
@@ -140,8 +139,7 @@ impl KvsTestServer {
 
 struct Shared {
     arn: KvsArn,
-    access_key: String,
-    identity: Identity,
+    signatures: SignatureCheck,
     store: Mutex<Store>,
 }
 
@@ -297,87 +295,6 @@ impl Shared {
             }
         }
     }
-
-    /// Recomputes the request's SigV4A signature from the headers it says it signed and
-    /// compares; the signature is deterministic (RFC 6979), so equal means valid.
-    fn verify_sigv4a(&self, parts: &Parts, body: &[u8]) -> Result<(), Rejection> {
-        let headers = &parts.headers;
-        let authorization =
-            header_str(headers, AUTHORIZATION.as_str()).ok_or(Rejection::Unsigned)?;
-        let (algorithm, fields) = authorization
-            .split_once(' ')
-            .ok_or(Rejection::Malformed("no fields after the algorithm"))?;
-        if algorithm != SIGV4A {
-            return Err(Rejection::WrongAlgorithm(algorithm.to_owned()));
-        }
-        let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-        for field in fields.split(',') {
-            match field.trim().split_once('=') {
-                Some(("Credential", v)) => credential = Some(v),
-                Some(("SignedHeaders", v)) => signed_headers = Some(v),
-                Some(("Signature", v)) => signature = Some(v),
-                _ => return Err(Rejection::Malformed("unknown field")),
-            }
-        }
-        let credential = credential.ok_or(Rejection::Malformed("no Credential"))?;
-        let signed_headers = signed_headers.ok_or(Rejection::Malformed("no SignedHeaders"))?;
-        let signature = signature.ok_or(Rejection::Malformed("no Signature"))?;
-
-        // SigV4A's scope has no region: {access key}/{date}/{service}/aws4_request.
-        let scope: Vec<&str> = credential.split('/').collect();
-        let [access_key, date, service, "aws4_request"] = scope[..] else {
-            return Err(Rejection::WrongScope(credential.to_owned()));
-        };
-        if access_key != self.access_key {
-            return Err(Rejection::UnknownAccessKey(access_key.to_owned()));
-        }
-        if service != SIGNING_NAME {
-            return Err(Rejection::WrongScope(credential.to_owned()));
-        }
-        let region_set = header_str(headers, "x-amz-region-set").ok_or(Rejection::NoRegionSet)?;
-        let amz_date =
-            header_str(headers, "x-amz-date").ok_or(Rejection::Malformed("no X-Amz-Date"))?;
-        if !amz_date.starts_with(date) {
-            return Err(Rejection::WrongScope(credential.to_owned()));
-        }
-        let time = parse_amz_date(amz_date).ok_or(Rejection::Malformed("bad X-Amz-Date"))?;
-
-        let mut signed = Vec::new();
-        for name in signed_headers.split(';') {
-            let values = headers.get_all(name);
-            if values.iter().next().is_none() {
-                return Err(Rejection::Malformed("a signed header is missing"));
-            }
-            for value in values {
-                let value = value
-                    .to_str()
-                    .map_err(|_| Rejection::Malformed("a signed header is not ASCII"))?;
-                signed.push((name, value));
-            }
-        }
-        let uri = parts.uri.to_string();
-        let request = SignableRequest::new(
-            parts.method.as_str(),
-            uri.as_str(),
-            signed.into_iter(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| Rejection::Signing(e.into()))?;
-        let params = v4a::SigningParams::builder()
-            .identity(&self.identity)
-            .region_set(region_set)
-            .name(SIGNING_NAME)
-            .time(time)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| Rejection::Signing(e.into()))?
-            .into();
-        let expected = sign(request, &params).map_err(|e| Rejection::Signing(e.into()))?;
-        if expected.signature() != signature {
-            return Err(Rejection::Mismatch);
-        }
-        Ok(())
-    }
 }
 
 #[derive(Deserialize)]
@@ -435,41 +352,6 @@ fn operation(route: Option<&Route>) -> Operation {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Rejection {
-    #[error("the request is not signed")]
-    Unsigned,
-    #[error("the request is signed with {0}, not SigV4A ({SIGV4A})")]
-    WrongAlgorithm(String),
-    #[error("malformed Authorization: {0}")]
-    Malformed(&'static str),
-    #[error("a SigV4A request carries X-Amz-Region-Set")]
-    NoRegionSet,
-    #[error("unknown access key {0:?}")]
-    UnknownAccessKey(String),
-    #[error("credential {0:?} is not {{key}}/{{date}}/{SIGNING_NAME}/aws4_request")]
-    WrongScope(String),
-    #[error("the signature does not match the request")]
-    Mismatch,
-    #[error("cannot recompute the signature: {0}")]
-    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl Rejection {
-    /// The error codes the service's front door uses.
-    fn code(&self) -> &'static str {
-        match self {
-            Rejection::Unsigned => "MissingAuthenticationTokenException",
-            Rejection::UnknownAccessKey(_) => "UnrecognizedClientException",
-            Rejection::Mismatch | Rejection::Signing(_) => "InvalidSignatureException",
-            Rejection::WrongAlgorithm(_)
-            | Rejection::Malformed(_)
-            | Rejection::NoRegionSet
-            | Rejection::WrongScope(_) => "IncompleteSignatureException",
-        }
-    }
-}
-
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let route = Route::parse(&parts.method, parts.uri.path());
@@ -480,7 +362,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             "ValidationException",
             format!("unreadable body: {e}"),
         ),
-        Ok(body) => match shared.verify_sigv4a(&parts, &body) {
+        Ok(body) => match shared.signatures.verify(&parts, &body) {
             Err(rejection) => {
                 tracing::warn!(?operation, %rejection, "kvs test server rejected a request");
                 error(
@@ -532,19 +414,8 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     response
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 fn decode(label: &str) -> String {
     percent_decode_str(label).decode_utf8_lossy().into_owned()
-}
-
-fn parse_amz_date(value: &str) -> Option<SystemTime> {
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(value, format)
-        .ok()
-        .map(|t| t.assume_utc().into())
 }
 
 fn now_secs() -> u64 {

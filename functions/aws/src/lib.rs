@@ -1,5 +1,6 @@
-//! slipway on AWS: the core ports implemented with the AWS SDK for Rust. This is the only
-//! crate that imports `aws-sdk-*`; everything above it sees `slipway_core::ports`.
+//! slipway on AWS: the core ports implemented with the AWS SDK for Rust, and SigV4 signing
+//! for the CLI's calls to the control-plane API. This is the only crate that imports
+//! `aws-sdk-*`; everything above it sees `slipway_core::ports` and [`signing`].
 
 pub mod cdn;
 pub mod codebuild;
@@ -8,6 +9,9 @@ pub mod dynamodb;
 pub mod kvs;
 pub mod s3;
 pub mod sfn;
+pub mod signing;
 
 #[cfg(feature = "test-server")]
 pub mod kvs_test_server;
+#[cfg(feature = "test-server")]
+pub mod signature_check;

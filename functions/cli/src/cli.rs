@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use slipway_aws::signing::execute_api_region;
 use slipway_core::names::{BranchName, DeploymentId, RepoName, RootDir, SiteName};
 use slipway_core::zipsafe::ZipLimits;
 use slipway_local::dev::DevLimits;
@@ -150,12 +152,72 @@ pub struct DemoArgs {
 /// How client commands reach the API.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The control-plane API.
+    /// The control-plane API: `slipway dev`'s address, or the stack's ApiUrl output
+    /// (https://{api-id}.execute-api.{region}.amazonaws.com).
     #[arg(long, env = "SLIPWAY_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: Endpoint,
-    /// Sent as `Authorization: Bearer TOKEN`.
+    /// Sent as `Authorization: Bearer TOKEN` (for `slipway dev --token`; never to AWS).
     #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Sign requests with AWS credentials (SigV4) even though the endpoint is not an
+    /// execute-api host name, e.g. an API Gateway custom domain. Requests to
+    /// *.execute-api.{region}.amazonaws.com are always signed.
+    #[arg(long, env = "SLIPWAY_SIGV4", value_parser = BoolishValueParser::new())]
+    pub sigv4: bool,
+    /// The AWS profile whose credentials sign requests, and nothing else, as with
+    /// `aws --profile`. Without it: the environment's keys, then AWS_PROFILE or `default`
+    /// (SSO included), then a container or instance role.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS region requests are signed for. Without it: the region in an execute-api
+    /// endpoint, then AWS_REGION or the profile's region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+/// How a client command proves who it is to the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiAuth<'a> {
+    /// `slipway dev`: a bearer token, if it asks for one.
+    Bearer(Option<&'a str>),
+    /// The API on AWS: SigV4 with credentials from the standard chain.
+    SigV4 {
+        profile: Option<&'a str>,
+        region: Option<&'a str>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConflict {
+    #[error("a bearer token (--token or SLIPWAY_TOKEN) cannot be sent to {endpoint}: requests to it are signed with AWS credentials (SigV4) instead; drop the token")]
+    TokenWithSigV4 { endpoint: Endpoint },
+    #[error("--profile and --region choose the AWS credentials that sign requests, but {endpoint} is not an execute-api endpoint; add --sigv4 if it is an API Gateway custom domain")]
+    AwsFlagsWithoutSigV4 { endpoint: Endpoint },
+}
+
+impl ClientArgs {
+    /// SigV4 for execute-api hosts and with `--sigv4`; otherwise the bearer token, if any.
+    /// Flags that belong to the other scheme are refused rather than ignored.
+    pub fn auth(&self) -> Result<ApiAuth<'_>, AuthConflict> {
+        let aws_host = self.endpoint.host().and_then(execute_api_region).is_some();
+        if self.sigv4 || aws_host {
+            if self.token.is_some() {
+                return Err(AuthConflict::TokenWithSigV4 {
+                    endpoint: self.endpoint.clone(),
+                });
+            }
+            return Ok(ApiAuth::SigV4 {
+                profile: self.profile.as_deref(),
+                region: self.region.as_deref(),
+            });
+        }
+        if self.profile.is_some() || self.region.is_some() {
+            return Err(AuthConflict::AwsFlagsWithoutSigV4 {
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        Ok(ApiAuth::Bearer(self.token.as_deref()))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,7 +410,37 @@ impl fmt::Display for WaitTimeout {
     }
 }
 
+impl Cli {
+    /// Checks across flags that clap cannot express; a conflict is a usage error (exit 2)
+    /// like any other, raised before anything runs.
+    pub fn checked(self) -> Result<Self, clap::Error> {
+        if let Some(client) = self.command.client_args() {
+            if let Err(conflict) = client.auth() {
+                return Err(
+                    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, conflict)
+                );
+            }
+        }
+        Ok(self)
+    }
+}
+
 impl Command {
+    fn client_args(&self) -> Option<&ClientArgs> {
+        match self {
+            Command::Dev(_) | Command::Demo(_) => None,
+            Command::Sites(SitesCommand::Create(args)) => Some(&args.client),
+            Command::Sites(SitesCommand::List(args)) => Some(&args.client),
+            Command::Sites(SitesCommand::Show(args)) => Some(&args.client),
+            Command::Deploy(args) => Some(&args.client),
+            Command::Deployments(args) => Some(&args.client),
+            Command::Rollback(args) => Some(&args.client),
+            Command::Promote(args) => Some(&args.client),
+            Command::Previews(args) => Some(&args.client),
+            Command::Logs(args) => Some(&args.client),
+        }
+    }
+
     /// Servers log their work by default; client commands stay quiet unless asked.
     pub fn default_log_level(&self) -> &'static str {
         // The demo stays quiet too: its progress output is the show, and server logs would
@@ -376,9 +468,119 @@ mod tests {
 
     fn parse_clean(args: &[&str]) -> Cli {
         let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
-        std::env::remove_var("SLIPWAY_ENDPOINT");
-        std::env::remove_var("SLIPWAY_TOKEN");
+        clear_env();
         parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn clear_env() {
+        for name in ["SLIPWAY_ENDPOINT", "SLIPWAY_TOKEN", "SLIPWAY_SIGV4"] {
+            std::env::remove_var(name);
+        }
+    }
+
+    /// Parsed and checked as `main` does, for the `sites list` client arguments.
+    fn sites_list(args: &[&str]) -> Result<ClientArgs, clap::Error> {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        clear_env();
+        let args: Vec<&str> = ["sites", "list"].iter().chain(args).copied().collect();
+        let cli = parse(&args).and_then(Cli::checked)?;
+        match cli.command {
+            Command::Sites(SitesCommand::List(list)) => Ok(list.client),
+            other => panic!("not sites list: {other:?}"),
+        }
+    }
+
+    const AWS_API: &str = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
+
+    #[test]
+    fn execute_api_endpoints_and_the_switch_choose_sigv4() {
+        let aws = sites_list(&["--endpoint", AWS_API]).unwrap();
+        assert_eq!(
+            aws.auth().unwrap(),
+            ApiAuth::SigV4 {
+                profile: None,
+                region: None
+            }
+        );
+        let chosen = sites_list(&[
+            "--endpoint",
+            AWS_API,
+            "--profile",
+            "prod",
+            "--region",
+            "eu-west-1",
+        ])
+        .unwrap();
+        assert_eq!(
+            chosen.auth().unwrap(),
+            ApiAuth::SigV4 {
+                profile: Some("prod"),
+                region: Some("eu-west-1")
+            }
+        );
+        let custom_domain = ["--endpoint", "https://api.example.com"];
+        assert_eq!(
+            sites_list(&custom_domain).unwrap().auth().unwrap(),
+            ApiAuth::Bearer(None)
+        );
+        let switched = sites_list(&[&custom_domain[..], &["--sigv4"]].concat()).unwrap();
+        assert!(matches!(switched.auth(), Ok(ApiAuth::SigV4 { .. })));
+        assert_eq!(
+            sites_list(&["--token", "t0k"]).unwrap().auth().unwrap(),
+            ApiAuth::Bearer(Some("t0k"))
+        );
+
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var("SLIPWAY_SIGV4", "1");
+        let from_env = parse(&["sites", "list", "--endpoint", "https://api.example.com"]);
+        std::env::set_var("SLIPWAY_SIGV4", "0");
+        let off = parse(&["sites", "list", "--endpoint", "https://api.example.com"]);
+        clear_env();
+        let Command::Sites(SitesCommand::List(from_env)) = from_env.unwrap().command else {
+            panic!("not sites list")
+        };
+        assert!(from_env.client.sigv4);
+        let Command::Sites(SitesCommand::List(off)) = off.unwrap().command else {
+            panic!("not sites list")
+        };
+        assert!(!off.client.sigv4);
+    }
+
+    #[test]
+    fn mixing_a_bearer_token_with_sigv4_is_a_usage_error() {
+        for args in [
+            &["--endpoint", AWS_API, "--token", "t0k"][..],
+            &[
+                "--endpoint",
+                "http://127.0.0.1:7070",
+                "--sigv4",
+                "--token",
+                "t0k",
+            ],
+        ] {
+            let err = sites_list(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(
+                err.to_string()
+                    .contains("a bearer token (--token or SLIPWAY_TOKEN) cannot be sent"),
+                "{err}"
+            );
+        }
+        let err = sites_list(&["--profile", "prod"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("add --sigv4"), "{err}");
+        assert_eq!(
+            sites_list(&["--region", "us-east-1"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        // Server commands have no client flags to check.
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        clear_env();
+        assert!(parse(&["dev", "--token", "t0k"])
+            .and_then(Cli::checked)
+            .is_ok());
     }
 
     #[test]
@@ -561,12 +763,7 @@ mod tests {
             &["rollback", "docs", "--to", "not-an-id"],
             &["logs", "01JD0000000000000000000000"],
             &["dev", "--api-addr", "localhost"],
-            &[
-                "deployments",
-                "docs",
-                "--endpoint",
-                "https://api.example.com",
-            ],
+            &["deployments", "docs", "--endpoint", "ftp://api.example.com"],
             &["sites", "list", "--retain", "3"],
             &["bogus"],
         ] {

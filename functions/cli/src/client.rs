@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use slipway_aws::signing::{ApiSigner, SigningError};
 use slipway_core::api_types::{
     ApiErrorBody, CreateDeploymentRequest, CreateDeploymentResponse, CreateSiteRequest,
     DeploymentOutcome, DeploymentView, LogsResponse, PreviewView, PromoteRequest, RollbackRequest,
@@ -38,7 +40,7 @@ pub enum EndpointError {
         #[source]
         source: UrlError,
     },
-    #[error("endpoint {0} is not http://; this build of slipway speaks plain HTTP only")]
+    #[error("endpoint {0} is not an http:// or https:// URL")]
     Scheme(String),
     #[error("endpoint {0} must not carry a query, fragment or credentials")]
     Extras(String),
@@ -50,7 +52,7 @@ impl Endpoint {
             raw: raw.to_owned(),
             source,
         })?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(EndpointError::Scheme(raw.to_owned()));
         }
         if url.query().is_some()
@@ -62,6 +64,19 @@ impl Endpoint {
         }
         let base = url.as_str().trim_end_matches('/').to_owned();
         Ok(Self { base, url })
+    }
+
+    /// The host name or address, without the port.
+    pub fn host(&self) -> Option<&str> {
+        self.url.host_str()
+    }
+
+    /// On this machine, where `slipway dev` listens.
+    fn is_loopback(&self) -> bool {
+        let host = self.url.host_str().unwrap_or_default();
+        // IPv6 hosts come bracketed: `[::1]`.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     fn join(&self, path: &str) -> String {
@@ -97,7 +112,7 @@ pub enum ClientError {
         status: StatusCode,
         body: ApiErrorBody,
     },
-    #[error("no slipway API at {endpoint}; is `slipway dev` running?")]
+    #[error("no slipway API at {endpoint}{}", if endpoint.is_loopback() { "; is `slipway dev` running?" } else { "" })]
     Unreachable {
         endpoint: Endpoint,
         #[source]
@@ -136,6 +151,37 @@ pub enum ClientError {
     Build(#[source] reqwest::Error),
     #[error("the API token is not a valid HTTP header value")]
     Token,
+    /// AWS's IAM authorizer turned the signed request away (API Gateway's 403 body is
+    /// `{"message": ...}`, its error type in `x-amzn-ErrorType`).
+    #[error("AWS rejected the signed request to {url}: {message}{}", aws_hint(kind.as_deref(), message))]
+    AwsRejected {
+        url: String,
+        kind: Option<String>,
+        message: String,
+    },
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+/// What to do about an IAM rejection, by API Gateway's error type or, failing that, message.
+fn aws_hint(kind: Option<&str>, message: &str) -> &'static str {
+    match kind.unwrap_or_default() {
+        _ if message.contains("not authorized to perform") => {
+            " (the caller needs execute-api:Invoke on this API's ARN)"
+        }
+        "ExpiredTokenException" => {
+            " (the credentials have expired: run `aws sso login` or refresh them)"
+        }
+        "UnrecognizedClientException" => {
+            " (AWS does not know this access key or session token: check the profile or AWS_ACCESS_KEY_ID)"
+        }
+        "InvalidSignatureException" if message.contains("expired") => {
+            " (the signature is too old: check this machine's clock)"
+        }
+        "InvalidSignatureException" => " (check the secret access key)",
+        "IncompleteSignatureException" => " (sign for the API's own region: --region)",
+        _ => "",
+    }
 }
 
 impl ClientError {
@@ -147,6 +193,8 @@ impl ClientError {
             ClientError::UnexpectedStatus { .. } | ClientError::Decode { .. } => "bad_response",
             ClientError::UploadTarget(_) => "bad_upload_target",
             ClientError::Token => "bad_token",
+            ClientError::AwsRejected { .. } => "aws_rejected",
+            ClientError::Signing(_) => "aws_signing",
             ClientError::Transport { .. }
             | ClientError::ReadUpload { .. }
             | ClientError::Build(_) => "transport",
@@ -171,7 +219,9 @@ impl ClientError {
             | ClientError::UploadTarget(_)
             | ClientError::ReadUpload { .. }
             | ClientError::Build(_)
-            | ClientError::Token => false,
+            | ClientError::Token
+            | ClientError::AwsRejected { .. }
+            | ClientError::Signing(_) => false,
         }
     }
 }
@@ -222,33 +272,53 @@ impl Backoff {
 /// How long an API call (not an upload) may take before the CLI gives up on it.
 const API_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How requests to the API prove who sends them.
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    /// `slipway dev --token`: `Bearer {token}`, checked once rather than on every request.
+    Bearer(HeaderValue),
+    /// API Gateway's IAM authorizer: every API request is SigV4-signed, never given a token.
+    SigV4(ApiSigner),
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     endpoint: Endpoint,
-    /// `Bearer {token}`, checked once here rather than on every request.
-    authorization: Option<HeaderValue>,
+    auth: Auth,
 }
 
 impl ApiClient {
+    /// A client for `slipway dev`, sending `token` as a bearer token when there is one.
     pub fn new(endpoint: Endpoint, token: Option<String>) -> Result<Self, ClientError> {
+        let auth = match token {
+            None => Auth::None,
+            Some(token) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| ClientError::Token)?;
+                value.set_sensitive(true);
+                Auth::Bearer(value)
+            }
+        };
+        Self::with_auth(endpoint, auth)
+    }
+
+    /// A client for the API on AWS, signing every API request with `signer`.
+    pub fn signed(endpoint: Endpoint, signer: ApiSigner) -> Result<Self, ClientError> {
+        Self::with_auth(endpoint, Auth::SigV4(signer))
+    }
+
+    fn with_auth(endpoint: Endpoint, auth: Auth) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(ClientError::Build)?;
-        let authorization = token
-            .map(|token| {
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| ClientError::Token)?;
-                value.set_sensitive(true);
-                Ok(value)
-            })
-            .transpose()?;
         Ok(Self {
             http,
             endpoint,
-            authorization,
+            auth,
         })
     }
 
@@ -328,7 +398,8 @@ impl ApiClient {
     /// Streams the file at `path` (`len` bytes) to the upload target, calling `sent` with the
     /// size of each chunk as it goes out. The bearer token goes along only when the target is
     /// the API itself (`slipway dev`'s upload endpoint): a presigned S3 URL authorises itself,
-    /// and S3 rejects a request that carries a second kind of authentication.
+    /// and S3 rejects a request that carries a second kind of authentication. For the same
+    /// reason uploads are never SigV4-signed: on AWS the target is always presigned S3.
     pub async fn upload(
         &self,
         target: &UploadTarget,
@@ -348,7 +419,7 @@ impl ApiClient {
                 .map_err(|_| ClientError::UploadTarget("a header value is invalid"))?;
             headers.insert(name, value);
         }
-        if let Some(bearer) = &self.authorization {
+        if let Auth::Bearer(bearer) = &self.auth {
             if self.endpoint.same_origin(&url) && !headers.contains_key(AUTHORIZATION) {
                 headers.insert(AUTHORIZATION, bearer.clone());
             }
@@ -399,7 +470,7 @@ impl ApiClient {
     ) -> Result<T, ClientError> {
         let url = self.endpoint.join(path);
         let mut request = self.http.request(method.clone(), &url).timeout(API_TIMEOUT);
-        if let Some(bearer) = &self.authorization {
+        if let Auth::Bearer(bearer) = &self.auth {
             request = request.header(AUTHORIZATION, bearer.clone());
         }
         if let Some(body) = body {
@@ -420,11 +491,38 @@ impl ApiClient {
                 }
             }
         };
-        let response = request.send().await.map_err(transport)?;
+        let mut request = request.build().map_err(transport)?;
+        if let Auth::SigV4(signer) = &self.auth {
+            // API bodies are small JSON documents, so the payload hash is always computed.
+            let body = request
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .unwrap_or_default();
+            let signature = signer
+                .sign(
+                    request.method(),
+                    request.url().as_str(),
+                    request.headers(),
+                    body,
+                )
+                .await?;
+            request.headers_mut().extend(signature);
+        }
+        let response = self.http.execute(request).await.map_err(transport)?;
         let status = response.status();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.map_err(transport)?;
         tracing::debug!(%method, %url, status = status.as_u16(), bytes = bytes.len(), "API answered");
         if !status.is_success() {
+            if matches!(self.auth, Auth::SigV4(_)) && status == StatusCode::FORBIDDEN {
+                if let Some(rejected) = aws_rejection(&url, error_type, &bytes) {
+                    return Err(rejected);
+                }
+            }
             return Err(error_from_body(method, url, status, &bytes));
         }
         serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode {
@@ -433,6 +531,22 @@ impl ApiClient {
             source,
         })
     }
+}
+
+/// API Gateway's own 403 (`{"message": ...}`, unlike the API's `{"error": ...}`), with the
+/// message's first paragraph: a signature mismatch goes on with the canonical request.
+fn aws_rejection(url: &str, kind: Option<String>, bytes: &[u8]) -> Option<ClientError> {
+    #[derive(serde::Deserialize)]
+    struct GatewayError {
+        message: String,
+    }
+    let body: GatewayError = serde_json::from_slice(bytes).ok()?;
+    let message = body.message.split("\n\n").next().unwrap_or_default().trim();
+    Some(ClientError::AwsRejected {
+        url: url.to_owned(),
+        kind: kind.map(|k| k.split(':').next().unwrap_or_default().to_owned()),
+        message: message.to_owned(),
+    })
 }
 
 /// The API's error body when there is one; otherwise the start of whatever came back
@@ -725,13 +839,62 @@ mod tests {
     }
 
     #[test]
+    fn https_endpoints_parse_with_their_host_and_stage() {
+        let aws =
+            Endpoint::parse("https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/").unwrap();
+        assert_eq!(
+            aws.host(),
+            Some("a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(
+            aws.join("/sites"),
+            "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/sites"
+        );
+        let custom = Endpoint::parse("https://api.example.com:8443/prod").unwrap();
+        assert_eq!(custom.host(), Some("api.example.com"));
+        assert_eq!(
+            custom.join("/sites/docs"),
+            "https://api.example.com:8443/prod/sites/docs"
+        );
+        // An explicit :443 is still the API's origin; plain http on the same host is not.
+        let on_api =
+            Url::parse("https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com:443/u").unwrap();
+        assert!(aws.same_origin(&on_api));
+        let downgraded =
+            Url::parse("http://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/u").unwrap();
+        assert!(!aws.same_origin(&downgraded));
+        let s3 = Url::parse("https://bucket.s3.eu-west-1.amazonaws.com/uploads/x.zip").unwrap();
+        assert!(!aws.same_origin(&s3));
+    }
+
+    #[test]
+    fn only_a_local_endpoint_suggests_starting_slipway_dev() {
+        for (raw, local) in [
+            ("http://127.0.0.1:7070", true),
+            ("http://localhost:7070", true),
+            ("http://[::1]:7070", true),
+            ("http://10.0.0.5:7070", false),
+            (
+                "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
+                false,
+            ),
+        ] {
+            assert_eq!(Endpoint::parse(raw).unwrap().is_loopback(), local, "{raw}");
+        }
+    }
+
+    #[test]
     fn endpoints_reject_what_the_client_cannot_honour() {
         assert!(matches!(
             Endpoint::parse("127.0.0.1:7070"),
             Err(EndpointError::NotAUrl { .. }) | Err(EndpointError::Scheme(_))
         ));
         assert!(matches!(
-            Endpoint::parse("https://example.com"),
+            Endpoint::parse("ftp://example.com"),
+            Err(EndpointError::Scheme(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("file:///tmp/api"),
             Err(EndpointError::Scheme(_))
         ));
         assert!(matches!(
@@ -760,6 +923,40 @@ mod tests {
         assert!(matches!(err, ClientError::UnexpectedStatus { .. }));
         assert!(err.to_string().contains("SignatureDoesNotMatch"));
         assert_eq!(err.code(), "bad_response");
+    }
+
+    #[test]
+    fn api_gateway_rejections_keep_the_first_paragraph_and_say_what_to_do() {
+        let url = "https://a1b2.execute-api.us-east-1.amazonaws.com/sites";
+        let mismatch = br#"{"message":"The request signature we calculated does not match the signature you provided.\n\nThe Canonical String for this request should have been\n'GET\n/sites'"}"#;
+        let err = aws_rejection(
+            url,
+            Some("InvalidSignatureException:http://internal.amazon.com/coral/".to_owned()),
+            mismatch,
+        )
+        .expect("API Gateway's body");
+        assert_eq!(
+            err.to_string(),
+            format!("AWS rejected the signed request to {url}: The request signature we calculated does not match the signature you provided. (check the secret access key)")
+        );
+        assert_eq!(err.code(), "aws_rejected");
+        assert!(!err.is_transient());
+
+        let denied = br#"{"message":"User: arn:aws:iam::123456789012:user/ci is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:123456789012:a1b2/$default/GET/sites"}"#;
+        let err = aws_rejection(url, Some("AccessDeniedException".to_owned()), denied).unwrap();
+        assert!(
+            err.to_string()
+                .ends_with("(the caller needs execute-api:Invoke on this API's ARN)"),
+            "{err}"
+        );
+
+        let expired = br#"{"message":"The security token included in the request is expired"}"#;
+        let err = aws_rejection(url, Some("ExpiredTokenException".to_owned()), expired).unwrap();
+        assert!(err.to_string().contains("run `aws sso login`"), "{err}");
+
+        // The API's own error body is not API Gateway's.
+        let ours = br#"{"error":{"code":"forbidden","message":"no"}}"#;
+        assert!(aws_rejection(url, None, ours).is_none());
     }
 
     #[tokio::test]

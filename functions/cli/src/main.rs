@@ -23,7 +23,7 @@ use crate::output::Output;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(Cli::checked) {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err, std::env::args_os()),
     };
@@ -85,8 +85,17 @@ fn init_tracing(cli: &Cli) {
             _ => "trace",
         };
         let others = if cli.verbose >= 2 { "debug" } else { "warn" };
-        let crates = ["slipway", "slipway_core", "slipway_local", "slipway_asl"];
-        let directives: Vec<String> = std::iter::once(others.to_owned())
+        // The credential chain warns about every provider it skips; the error says what failed.
+        let aws_config = if cli.verbose >= 2 { "debug" } else { "error" };
+        let crates = [
+            "slipway",
+            "slipway_core",
+            "slipway_local",
+            "slipway_asl",
+            "slipway_aws",
+        ];
+        let directives: Vec<String> = [others.to_owned(), format!("aws_config={aws_config}")]
+            .into_iter()
             .chain(crates.iter().map(|c| format!("{c}={ours}")))
             .collect();
         EnvFilter::new(directives.join(","))

@@ -60,7 +60,7 @@ pub enum Wait {
 }
 
 pub async fn run(args: DeployArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client)?;
+    let client = super::client(args.client).await?;
     let contents = if args.prebuilt {
         Contents::Prebuilt
     } else {

@@ -8,7 +8,7 @@ use crate::cli::DeploymentsArgs;
 use crate::output::{table, Output};
 
 pub async fn run(args: DeploymentsArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client)?;
+    let client = super::client(args.client).await?;
     let deployments = client.list_deployments(&args.site).await?;
     output.result(&deployments, || render(&deployments));
     Ok(())

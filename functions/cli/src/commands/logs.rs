@@ -24,7 +24,7 @@ struct LogsReport {
 }
 
 pub async fn run(args: LogsArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client)?;
+    let client = super::client(args.client).await?;
     let report = gather(&client, output, &args.id, args.follow).await?;
     if output.is_json() {
         output.result(&report, String::new);

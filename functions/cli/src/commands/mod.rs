@@ -13,8 +13,10 @@ mod sites;
 
 pub use deploy::DeployError;
 
-use crate::cli::{ClientArgs, Command};
-use crate::client::ApiClient;
+use slipway_aws::signing::ApiSigner;
+
+use crate::cli::{ApiAuth, ClientArgs, Command};
+use crate::client::{ApiClient, ClientError};
 use crate::output::Output;
 
 pub async fn run(command: Command, output: Output) -> anyhow::Result<()> {
@@ -31,6 +33,20 @@ pub async fn run(command: Command, output: Output) -> anyhow::Result<()> {
     }
 }
 
-fn client(args: ClientArgs) -> anyhow::Result<ApiClient> {
-    Ok(ApiClient::new(args.endpoint, args.token)?)
+/// The client the flags ask for. With SigV4, AWS credentials are loaded here, so a missing
+/// login fails before any work is done.
+async fn client(args: ClientArgs) -> anyhow::Result<ApiClient> {
+    let endpoint = args.endpoint.clone();
+    let client = match args.auth()? {
+        ApiAuth::Bearer(token) => ApiClient::new(endpoint, token.map(str::to_owned))?,
+        ApiAuth::SigV4 { profile, region } => {
+            let host = endpoint.host().unwrap_or_default();
+            let signer = ApiSigner::from_environment(profile, region, host)
+                .await
+                .map_err(ClientError::Signing)?;
+            tracing::debug!(%endpoint, region = signer.region(), "signing API requests with SigV4");
+            ApiClient::signed(endpoint, signer)?
+        }
+    };
+    Ok(client)
 }

@@ -4,7 +4,7 @@ use crate::cli::PreviewsArgs;
 use crate::output::{table, Output};
 
 pub async fn run(args: PreviewsArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client)?;
+    let client = super::client(args.client).await?;
     let previews = client.list_previews(&args.site).await?;
     output.result(&previews, || {
         if previews.is_empty() {

@@ -6,7 +6,7 @@ use crate::cli::PromoteArgs;
 use crate::output::Output;
 
 pub async fn run(args: PromoteArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client)?;
+    let client = super::client(args.client).await?;
     let outcome = client
         .promote(&args.site, &PromoteRequest { from: args.from })
         .await?;

@@ -6,7 +6,7 @@ use crate::cli::RollbackArgs;
 use crate::output::Output;
 
 pub async fn run(args: RollbackArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client)?;
+    let client = super::client(args.client).await?;
     let outcome = client
         .rollback(&args.site, &RollbackRequest { to: args.to })
         .await?;

@@ -8,7 +8,7 @@ use crate::output::{table, Output};
 pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
     match command {
         SitesCommand::Create(args) => {
-            let client = super::client(args.client)?;
+            let client = super::client(args.client).await?;
             let request = CreateSiteRequest {
                 name: args.name.to_string(),
                 spa: args.spa,
@@ -24,7 +24,7 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
             });
         }
         SitesCommand::List(args) => {
-            let client = super::client(args.client)?;
+            let client = super::client(args.client).await?;
             let sites = client.list_sites().await?;
             output.result(&sites, || {
                 if sites.is_empty() {
@@ -45,7 +45,7 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
             });
         }
         SitesCommand::Show(args) => {
-            let client = super::client(args.client)?;
+            let client = super::client(args.client).await?;
             let view = client.get_site(&args.name).await?;
             output.result(&view, || {
                 let created = super::deployments::timestamp(view.site.created_at);
