@@ -1417,6 +1417,17 @@ impl StateStore for DynamoState {
         }
     }
 
+    async fn forget_delivery(&self, delivery: &str) -> Result<(), StateError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(delivery_key(delivery)))
+            .send()
+            .await
+            .map_err(|e| request_failed("DeleteItem", e))?;
+        Ok(())
+    }
+
     async fn delete_deployment(
         &self,
         site: &SiteName,

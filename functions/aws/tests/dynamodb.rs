@@ -1196,4 +1196,8 @@ async fn webhook_deliveries_are_recorded_once_until_they_expire() {
     assert!(store.record_delivery(&expired, past).await.unwrap());
     assert!(store.record_delivery(&expired, hour).await.unwrap());
     assert!(!store.record_delivery(&expired, hour).await.unwrap());
+
+    // A delivery whose handling failed is forgotten, so its redelivery is handled.
+    store.forget_delivery(&expired).await.unwrap();
+    assert!(store.record_delivery(&expired, hour).await.unwrap());
 }

@@ -342,6 +342,26 @@ impl GithubWebhook {
                 ),
             ));
         }
+        let handled = self
+            .act(intent, &sites, outcome(WebhookAction::Deploying, None), now)
+            .await;
+        if handled.is_err() {
+            // GitHub does not redeliver by itself; a person redelivering must not be told
+            // "duplicate" for a delivery that did nothing.
+            if let Err(e) = self.pipeline.state.forget_delivery(delivery).await {
+                tracing::error!(%delivery, error = %e, "could not forget a failed delivery");
+            }
+        }
+        handled
+    }
+
+    async fn act(
+        &self,
+        intent: Intent,
+        sites: &[Site],
+        mut done: WebhookOutcome,
+        now: OffsetDateTime,
+    ) -> Result<(StatusCode, WebhookOutcome), ApiError> {
         match intent {
             Intent::Deploy {
                 target,
@@ -351,8 +371,7 @@ impl GithubWebhook {
                 branch,
                 pull_request,
             } => {
-                let mut done = outcome(WebhookAction::Deploying, None);
-                for site in &sites {
+                for site in sites {
                     let source = GitSource {
                         repo: repo.clone(),
                         clone_url: clone_url.clone(),
@@ -369,8 +388,8 @@ impl GithubWebhook {
                 Ok((StatusCode::ACCEPTED, done))
             }
             Intent::Remove { target, .. } => {
-                let mut done = outcome(WebhookAction::Removed, None);
-                for site in &sites {
+                done.action = WebhookAction::Removed;
+                for site in sites {
                     let target = target.for_site(site);
                     if target.is_production() {
                         continue;

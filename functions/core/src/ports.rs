@@ -304,6 +304,9 @@ pub trait StateStore: Send + Sync {
         expires_at: OffsetDateTime,
     ) -> Result<bool, StateError>;
 
+    /// Forgets a delivery whose handling failed, so its redelivery is handled.
+    async fn forget_delivery(&self, delivery: &str) -> Result<(), StateError>;
+
     /// Deletes a finished deployment's record, unless it is live or routed to (a
     /// conditional delete: a rollback racing Prune keeps its target).
     async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId)

@@ -40,9 +40,14 @@ mod tests {
     const SECRET: &str = "webhook-secret";
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-    /// Records the executions it is asked to start, as Step Functions would run them.
+    /// Records the executions it is asked to start, as Step Functions would run them, after
+    /// refusing the first `outages` starts as an unavailable Step Functions would.
     #[derive(Default)]
-    struct Starts(Mutex<Vec<(String, DeployRequest)>>);
+    struct Starts(Mutex<Vec<(String, DeployRequest)>>, Mutex<u32>);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("Step Functions is unavailable")]
+    struct Outage;
 
     #[async_trait]
     impl WorkflowStarter for Starts {
@@ -51,6 +56,11 @@ mod tests {
             execution_name: &str,
             request: &DeployRequest,
         ) -> Result<StartOutcome, WorkflowError> {
+            let mut outages = self.1.lock().unwrap();
+            if *outages > 0 {
+                *outages -= 1;
+                return Err(WorkflowError::Unavailable(Box::new(Outage)));
+            }
             self.0
                 .lock()
                 .unwrap()
@@ -147,6 +157,33 @@ mod tests {
         .await;
         assert_eq!((status, body["action"].as_str()), (200, Some("duplicate")));
         assert_eq!(starts.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_failed_is_handled_when_redelivered() {
+        let stores = Embedded::new();
+        linked_site(&stores).await;
+        let starts = Arc::new(Starts::default());
+        *starts.1.lock().unwrap() = 1;
+        let webhook = GithubWebhook::new(
+            stores.pipeline.clone(),
+            starts.clone(),
+            WebhookSecret::new(SECRET).unwrap(),
+        );
+
+        let (status, body) = call(&webhook, delivery("push", "d-9", &push("main"), SECRET)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable"))
+        );
+        let (status, body) = call(&webhook, delivery("push", "d-9", &push("main"), SECRET)).await;
+        assert_eq!(
+            (status, body["action"].as_str()),
+            (202, Some("deploying")),
+            "{body}"
+        );
+        assert_eq!(starts.0.lock().unwrap().len(), 1);
+        assert_eq!(body["deployments"][0]["target"], "production");
     }
 
     #[tokio::test]

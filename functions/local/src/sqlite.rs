@@ -654,6 +654,16 @@ impl StateStore for SqliteState {
         .await
     }
 
+    async fn forget_delivery(&self, delivery: &str) -> Result<(), StateError> {
+        let delivery = delivery.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM webhook_deliveries WHERE id = ?1", [delivery])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn delete_deployment(
         &self,
         site: &SiteName,
@@ -1197,5 +1207,8 @@ mod tests {
         let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
         assert!(store.record_delivery("d-3", past).await.unwrap());
         assert!(store.record_delivery("d-3", later).await.unwrap());
+        // A delivery whose handling failed is forgotten, so GitHub's redelivery is handled.
+        store.forget_delivery("d-1").await.unwrap();
+        assert!(store.record_delivery("d-1", later).await.unwrap());
     }
 }

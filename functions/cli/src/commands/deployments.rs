@@ -1,6 +1,7 @@
 //! `slipway deployments NAME`: a site's deployments as a table, or the API's views as JSON.
 
 use slipway_core::api_types::DeploymentView;
+use slipway_core::model::DeploymentSource;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
@@ -22,9 +23,16 @@ fn render(deployments: &[DeploymentView]) -> String {
         .iter()
         .map(|view| {
             let d = &view.deployment;
+            let source = match &d.source {
+                DeploymentSource::Git(git) => format!("{}@{}", git.branch, git.sha.short()),
+                DeploymentSource::Archive(_) if d.prebuilt => "upload (prebuilt)".to_owned(),
+                DeploymentSource::Archive(_) => "upload".to_owned(),
+            };
             vec![
                 d.id.to_string(),
+                d.target.to_string(),
                 d.status.to_string(),
+                source,
                 timestamp(d.created_at),
                 d.error
                     .as_ref()
@@ -33,7 +41,10 @@ fn render(deployments: &[DeploymentView]) -> String {
             ]
         })
         .collect();
-    table(&["ID", "STATUS", "CREATED", "ERROR"], &rows)
+    table(
+        &["ID", "TARGET", "STATUS", "SOURCE", "CREATED", "ERROR"],
+        &rows,
+    )
 }
 
 /// UTC, to the second: deployments are minutes apart, not milliseconds.
