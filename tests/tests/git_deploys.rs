@@ -180,20 +180,25 @@ fn finished(dev: &Dev, id: &str) -> Value {
     }
 }
 
-fn page(version: &str) -> String {
-    format!("<!doctype html><title>docs</title><p>{version}</p>")
-}
-
-#[test]
-fn pushes_and_pull_requests_deploy_production_and_previews_with_commit_statuses() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fake = runtime.block_on(FakeGithub::start());
+/// The fake GitHub API, an empty repository, and `slipway dev` configured for both.
+fn start() -> (FakeGithub, Repo, Dev) {
+    let fake = FakeGithub::start();
     let repo = Repo::new();
     let dev = Dev::start_with_env(&[
         ("SLIPWAY_GITHUB_WEBHOOK_SECRET", SECRET),
         ("SLIPWAY_GITHUB_TOKEN", TOKEN),
         ("SLIPWAY_GITHUB_API_URL", &fake.url()),
     ]);
+    (fake, repo, dev)
+}
+
+fn page(version: &str) -> String {
+    format!("<!doctype html><title>docs</title><p>{version}</p>")
+}
+
+#[test]
+fn pushes_and_pull_requests_deploy_production_and_previews_with_commit_statuses() {
+    let (fake, repo, dev) = start();
     let github = Github {
         dev: &dev,
         repo: &repo,
@@ -372,19 +377,11 @@ fn pushes_and_pull_requests_deploy_production_and_previews_with_commit_statuses(
     assert!(statuses
         .iter()
         .all(|s| s.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")[..])));
-    drop(runtime);
 }
 
 #[test]
 fn a_failing_build_reports_failure_with_its_reason_and_production_stays() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fake = runtime.block_on(FakeGithub::start());
-    let repo = Repo::new();
-    let dev = Dev::start_with_env(&[
-        ("SLIPWAY_GITHUB_WEBHOOK_SECRET", SECRET),
-        ("SLIPWAY_GITHUB_TOKEN", TOKEN),
-        ("SLIPWAY_GITHUB_API_URL", &fake.url()),
-    ]);
+    let (fake, repo, dev) = start();
     let github = Github {
         dev: &dev,
         repo: &repo,
@@ -412,5 +409,4 @@ fn a_failing_build_reports_failure_with_its_reason_and_production_stays() {
         .find(|s| s.sha == broken && s.state == "failure")
         .unwrap_or_else(|| panic!("no failure status for {broken}: {statuses:?}"));
     assert!(failure.description.contains("exit"), "{failure:?}");
-    drop(runtime);
 }

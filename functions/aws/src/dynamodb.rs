@@ -472,19 +472,6 @@ impl Pointer {
     }
 }
 
-/// A preview's record before its first deployment goes live (or its first removal).
-fn new_preview(site: &SiteName, target: &TargetName, now: OffsetDateTime) -> Preview {
-    Preview {
-        site: site.clone(),
-        target: target.clone(),
-        branch: None,
-        pull_request: None,
-        live_deployment: None,
-        updated_at: now,
-        removed_at: None,
-    }
-}
-
 /// A preview as read, with its [`PREVIEW_STAMPS`] as stored.
 struct CurrentPreview {
     preview: Preview,
@@ -1202,7 +1189,7 @@ impl StateStore for DynamoState {
                 let read = self.load_preview(site, target).await?;
                 let record = match &read {
                     Some(read) => read.preview.clone(),
-                    None => new_preview(site, target, now),
+                    None => Preview::empty(site.clone(), target.clone(), now),
                 };
                 Pointer::Preview(Box::new(PreviewPointer { read, record }))
             };
@@ -1248,13 +1235,7 @@ impl StateStore for DynamoState {
                     }
                     Pointer::Preview(preview) => {
                         let PreviewPointer { read, mut record } = *preview;
-                        record.live_deployment = Some(*id);
-                        record.removed_at = None;
-                        record.updated_at = now;
-                        if let Some(git) = current.deployment.source.git() {
-                            record.branch = Some(git.branch.clone());
-                            record.pull_request = git.pull_request;
-                        }
+                        record.serve(&current.deployment, now);
                         items.push(self.save_preview_item(&record, read.as_ref())?);
                     }
                 }
@@ -1358,7 +1339,7 @@ impl StateStore for DynamoState {
             let existing = read.as_ref().map(|read| read.preview.clone());
             let mut tombstone = existing
                 .clone()
-                .unwrap_or_else(|| new_preview(site, target, now));
+                .unwrap_or_else(|| Preview::empty(site.clone(), target.clone(), now));
             let mut items = Vec::new();
             if let Some(live_id) = tombstone.live_deployment.take() {
                 let live = self.load_deployment(site, &live_id).await?;

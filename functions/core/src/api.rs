@@ -124,6 +124,25 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/deployments/{deployment_id}/logs"),
 ];
 
+/// The methods [`ROUTES`] serve on `path`, as an `Allow` header lists them.
+fn allowed_methods(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let matches = |template: &str| {
+        let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+        parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(part, segment)| part.starts_with('{') || part == segment)
+    };
+    ROUTES
+        .iter()
+        .filter(|(_, template)| matches(template))
+        .map(|(method, _)| *method)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Bytes::from(bytes));
@@ -221,7 +240,13 @@ impl ControlPlane {
         let result = self
             .route(&method, &path, query.as_deref(), request.body())
             .await;
-        let response = result.unwrap_or_else(ApiError::into_response);
+        let mut response = result.unwrap_or_else(ApiError::into_response);
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+            // RFC 9110: a 405 lists the methods the resource does serve.
+            if let Ok(allow) = http::HeaderValue::from_str(&allowed_methods(&path)) {
+                response.headers_mut().insert(http::header::ALLOW, allow);
+            }
+        }
         tracing::debug!(%method, %path, status = response.status().as_u16(), "api request");
         response
     }

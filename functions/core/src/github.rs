@@ -13,7 +13,7 @@ use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 
 use crate::api::{json_response, ApiError};
-use crate::model::{Deployment, DeploymentSource, DeploymentStatus, GitSource, RoutingFlags, Site};
+use crate::model::{Deployment, DeploymentSource, GitSource, Site};
 use crate::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
 use crate::ports::{DeployRequest, StateError, WorkflowStarter};
 use crate::steps::{sync_target, Pipeline};
@@ -431,22 +431,14 @@ impl GithubWebhook {
         source: GitSource,
         now: OffsetDateTime,
     ) -> Result<StartedDeployment, ApiError> {
-        let deployment = Deployment {
-            id: DeploymentId::generate(),
-            site: site.name.clone(),
-            status: DeploymentStatus::Queued,
-            target: target.clone(),
-            source: DeploymentSource::Git(source),
-            prebuilt: false,
-            built: false,
-            routing: RoutingFlags::default(),
-            created_at: now,
-            updated_at: now,
-            activated_at: None,
-            error: None,
-            file_count: None,
-            bytes: None,
-        };
+        let deployment = Deployment::queued_for(
+            DeploymentId::generate(),
+            site.name.clone(),
+            target.clone(),
+            DeploymentSource::Git(source),
+            false,
+            now,
+        );
         self.pipeline.state.create_deployment(&deployment).await?;
         self.workflow
             .start(

@@ -141,7 +141,7 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// A new production deployment that waits for the pipeline.
+    /// A new production deployment of an uploaded zip that waits for the pipeline.
     pub fn queued(
         id: DeploymentId,
         site: SiteName,
@@ -149,12 +149,31 @@ impl Deployment {
         prebuilt: bool,
         now: OffsetDateTime,
     ) -> Self {
+        Self::queued_for(
+            id,
+            site,
+            TargetName::production(),
+            DeploymentSource::Archive(source),
+            prebuilt,
+            now,
+        )
+    }
+
+    /// A new deployment of `target` that waits for the pipeline.
+    pub fn queued_for(
+        id: DeploymentId,
+        site: SiteName,
+        target: TargetName,
+        source: DeploymentSource,
+        prebuilt: bool,
+        now: OffsetDateTime,
+    ) -> Self {
         Self {
             id,
             site,
             status: DeploymentStatus::Queued,
-            target: TargetName::production(),
-            source: DeploymentSource::Archive(source),
+            target,
+            source,
             prebuilt,
             built: false,
             routing: RoutingFlags::default(),
@@ -250,6 +269,30 @@ pub struct Preview {
 }
 
 impl Preview {
+    /// A preview that serves nothing yet.
+    pub fn empty(site: SiteName, target: TargetName, now: OffsetDateTime) -> Self {
+        Self {
+            site,
+            target,
+            branch: None,
+            pull_request: None,
+            live_deployment: None,
+            updated_at: now,
+            removed_at: None,
+        }
+    }
+
+    /// Serves `deployment` from now on (and is no longer removed).
+    pub fn serve(&mut self, deployment: &Deployment, now: OffsetDateTime) {
+        self.live_deployment = Some(deployment.id);
+        self.removed_at = None;
+        self.updated_at = now;
+        if let Some(git) = deployment.source.git() {
+            self.branch = Some(git.branch.clone());
+            self.pull_request = git.pull_request;
+        }
+    }
+
     /// Whether `deployment` was created after the preview was last removed.
     pub fn accepts(&self, deployment: &DeploymentId) -> bool {
         self.removed_at.is_none_or(|removed| {

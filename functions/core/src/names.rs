@@ -87,7 +87,10 @@ impl DeploymentId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, NameError> {
+        // A ULID is 128 bits, so its first character is at most `7`: the ulid crate would
+        // silently wrap a larger one into a different id.
         let well_formed = raw.len() == ulid::ULID_LEN
+            && raw.as_bytes()[0] <= b'7'
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b.is_ascii_lowercase() && !b"ilou".contains(&b)));
@@ -419,6 +422,9 @@ mod tests {
         assert!(DeploymentId::parse(&text.to_ascii_uppercase()).is_err());
         assert!(DeploymentId::parse("not-an-id").is_err());
         assert!(DeploymentId::parse("../../../../../../../../etc").is_err());
+        // Past 128 bits: not an alias of 00000000000000000000000000.
+        assert!(DeploymentId::parse("80000000000000000000000000").is_err());
+        assert!(DeploymentId::parse("7zzzzzzzzzzzzzzzzzzzzzzzzz").is_ok());
     }
 
     #[test]

@@ -86,6 +86,14 @@ mod tests {
         site.name
     }
 
+    fn webhook(stores: &Embedded, starts: &Arc<Starts>) -> GithubWebhook {
+        GithubWebhook::new(
+            stores.pipeline.clone(),
+            starts.clone(),
+            WebhookSecret::new(SECRET).unwrap(),
+        )
+    }
+
     fn delivery(event: &str, delivery: &str, body: &Value, secret: &str) -> lambda_http::Request {
         let body = serde_json::to_vec(body).unwrap();
         let signature = WebhookSecret::new(secret).unwrap().sign(&body);
@@ -121,11 +129,7 @@ mod tests {
         let stores = Embedded::new();
         let site = linked_site(&stores).await;
         let starts = Arc::new(Starts::default());
-        let webhook = GithubWebhook::new(
-            stores.pipeline.clone(),
-            starts.clone(),
-            WebhookSecret::new(SECRET).unwrap(),
-        );
+        let webhook = webhook(&stores, &starts);
 
         let (status, body) = call(
             &webhook,
@@ -165,11 +169,7 @@ mod tests {
         linked_site(&stores).await;
         let starts = Arc::new(Starts::default());
         *starts.1.lock().unwrap() = 1;
-        let webhook = GithubWebhook::new(
-            stores.pipeline.clone(),
-            starts.clone(),
-            WebhookSecret::new(SECRET).unwrap(),
-        );
+        let webhook = webhook(&stores, &starts);
 
         let (status, body) = call(&webhook, delivery("push", "d-9", &push("main"), SECRET)).await;
         assert_eq!(
@@ -191,11 +191,7 @@ mod tests {
         let stores = Embedded::new();
         linked_site(&stores).await;
         let starts = Arc::new(Starts::default());
-        let webhook = GithubWebhook::new(
-            stores.pipeline.clone(),
-            starts.clone(),
-            WebhookSecret::new(SECRET).unwrap(),
-        );
+        let webhook = webhook(&stores, &starts);
 
         let (status, body) = call(&webhook, delivery("push", "d-2", &push("main"), "wrong")).await;
         assert_eq!(

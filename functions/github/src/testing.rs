@@ -99,7 +99,7 @@ impl FakeGithub {
     ///
     /// # Panics
     /// When no loopback port or thread can be had: the test cannot run.
-    pub async fn start() -> FakeGithub {
+    pub fn start() -> FakeGithub {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("the fake GitHub needs a loopback port");
         listener

@@ -18,7 +18,7 @@ fn api(url: String, token: Option<&str>) -> GithubApi {
 
 #[tokio::test]
 async fn an_accepted_status_sends_the_right_path_headers_and_body() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
 
     api.report(&repo(), &sha(), &success()).await.unwrap();
@@ -70,7 +70,7 @@ async fn an_accepted_status_sends_the_right_path_headers_and_body() {
 
 #[tokio::test]
 async fn a_status_without_a_url_leaves_target_url_out() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
     let pending = CommitStatus {
         state: CommitState::Pending,
@@ -90,7 +90,7 @@ async fn a_status_without_a_url_leaves_target_url_out() {
 
 #[tokio::test]
 async fn github_enterprise_urls_keep_their_prefix() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(format!("{}/", fake.enterprise_url()), Some(TOKEN));
 
     api.report(&repo(), &sha(), &success()).await.unwrap();
@@ -104,7 +104,7 @@ async fn github_enterprise_urls_keep_their_prefix() {
 
 #[tokio::test]
 async fn server_errors_and_too_many_requests_are_transient() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
     fake.fail_next_statuses(1, StatusCode::INTERNAL_SERVER_ERROR);
     fake.fail_next_statuses(1, StatusCode::BAD_GATEWAY);
@@ -123,7 +123,7 @@ async fn server_errors_and_too_many_requests_are_transient() {
 
 #[tokio::test]
 async fn a_spent_rate_limit_is_transient_but_a_plain_403_is_rejected() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
 
     fake.rate_limit_next_statuses(1);
@@ -138,7 +138,7 @@ async fn a_spent_rate_limit_is_transient_but_a_plain_403_is_rejected() {
 
 #[tokio::test]
 async fn validation_failures_are_rejected_with_githubs_message() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
     fake.fail_next_statuses(1, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -154,7 +154,7 @@ async fn validation_failures_are_rejected_with_githubs_message() {
 
 #[tokio::test]
 async fn bad_credentials_are_rejected() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
     fake.fail_next_statuses(1, StatusCode::UNAUTHORIZED);
 
@@ -166,7 +166,7 @@ async fn bad_credentials_are_rejected() {
 
 #[tokio::test]
 async fn without_a_token_statuses_are_refused_without_a_request() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), None);
 
     let message = rejected(api.report(&repo(), &sha(), &success()).await);
@@ -204,7 +204,7 @@ fn monorepo(fake: &FakeGithub) {
 
 #[tokio::test]
 async fn list_files_returns_every_file_of_the_commit() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     monorepo(&fake);
     let api = api(fake.url(), None);
 
@@ -235,7 +235,7 @@ async fn list_files_returns_every_file_of_the_commit() {
 
 #[tokio::test]
 async fn list_files_under_a_root_is_relative_to_it() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     monorepo(&fake);
     let api = api(fake.url(), Some(TOKEN));
 
@@ -246,7 +246,7 @@ async fn list_files_under_a_root_is_relative_to_it() {
 
 #[tokio::test]
 async fn a_truncated_tree_is_an_error_not_a_partial_listing() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     monorepo(&fake);
     fake.truncate_trees_over(3);
     let api = api(fake.url(), Some(TOKEN));
@@ -261,7 +261,7 @@ async fn a_truncated_tree_is_an_error_not_a_partial_listing() {
 
 #[tokio::test]
 async fn an_unknown_commit_is_not_found() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let api = api(fake.url(), Some(TOKEN));
 
     let error = api.list_files(&source(None)).await.unwrap_err();
@@ -282,7 +282,7 @@ async fn an_unknown_commit_is_not_found() {
 
 #[tokio::test]
 async fn read_file_returns_the_raw_bytes_under_the_root() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     monorepo(&fake);
     let api = api(fake.url(), Some(TOKEN));
 
@@ -307,7 +307,7 @@ async fn read_file_returns_the_raw_bytes_under_the_root() {
 
 #[tokio::test]
 async fn a_missing_file_is_none() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     monorepo(&fake);
     let api = api(fake.url(), Some(TOKEN));
 
@@ -321,7 +321,7 @@ async fn a_missing_file_is_none() {
 
 #[tokio::test]
 async fn files_over_the_limit_are_none_with_or_without_a_content_length() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let big = "x".repeat(10_000);
     fake.add_commit(&repo(), &sha(), [("package.json", big.clone())]);
     let api = api(fake.url(), Some(TOKEN));
@@ -346,7 +346,7 @@ async fn files_over_the_limit_are_none_with_or_without_a_content_length() {
 
 #[tokio::test]
 async fn paths_with_spaces_and_unicode_are_percent_encoded() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     fake.add_commit(
         &repo(),
         &sha(),
@@ -382,7 +382,7 @@ async fn paths_with_spaces_and_unicode_are_percent_encoded() {
 
 #[tokio::test]
 async fn paths_that_climb_out_are_none_without_a_request() {
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     monorepo(&fake);
     let api = api(fake.url(), Some(TOKEN));
 

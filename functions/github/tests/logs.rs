@@ -40,7 +40,7 @@ async fn the_token_never_reaches_logs_errors_or_debug_output() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let fake = FakeGithub::start().await;
+    let fake = FakeGithub::start();
     let config = config(fake.url(), Some(TOKEN));
     let api = GithubApi::new(config.clone()).unwrap();
     fake.add_commit(&repo(), &sha(), [("package.json", "{}")]);

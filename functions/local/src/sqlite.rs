@@ -183,6 +183,22 @@ fn move_status(
     Ok(())
 }
 
+/// The records `query` (with the site as `?1`) selects, or SiteNotFound.
+fn site_records<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    site: &SiteName,
+    query: &str,
+) -> Result<Vec<T>, StateError> {
+    load_site(conn, site)?;
+    let mut statement = conn.prepare_cached(query).map_err(unavailable)?;
+    let bodies = statement
+        .query_map([site.as_str()], |r| r.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    bodies.iter().map(|body| decode(body)).collect()
+}
+
 fn load_preview(
     conn: &Connection,
     site: &SiteName,
@@ -395,16 +411,11 @@ impl StateStore for SqliteState {
     async fn list_deployments(&self, site: &SiteName) -> Result<Vec<Deployment>, StateError> {
         let site = site.clone();
         self.with_conn(move |conn| {
-            load_site(conn, &site)?;
-            let mut stmt = conn
-                .prepare("SELECT body FROM deployments WHERE site = ?1 ORDER BY id DESC")
-                .map_err(unavailable)?;
-            let bodies = stmt
-                .query_map([site.as_str()], |r| r.get::<_, String>(0))
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            bodies.iter().map(|b| decode(b)).collect()
+            site_records(
+                conn,
+                &site,
+                "SELECT body FROM deployments WHERE site = ?1 ORDER BY id DESC",
+            )
         })
         .await
     }
@@ -513,13 +524,7 @@ impl StateStore for SqliteState {
             };
             match preview.as_mut() {
                 Some(preview) => {
-                    preview.live_deployment = Some(id);
-                    preview.removed_at = None;
-                    preview.updated_at = now;
-                    if let Some(git) = deployment.source.git() {
-                        preview.branch = Some(git.branch.clone());
-                        preview.pull_request = git.pull_request;
-                    }
+                    preview.serve(&deployment, now);
                     save_preview(&tx, preview)?;
                 }
                 None => {
@@ -578,16 +583,11 @@ impl StateStore for SqliteState {
     async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
         let site = site.clone();
         self.with_conn(move |conn| {
-            load_site(conn, &site)?;
-            let mut statement = conn
-                .prepare_cached("SELECT body FROM previews WHERE site = ?1 ORDER BY target")
-                .map_err(unavailable)?;
-            let bodies = statement
-                .query_map([site.as_str()], |r| r.get::<_, String>(0))
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            bodies.iter().map(|body| decode(body)).collect()
+            site_records(
+                conn,
+                &site,
+                "SELECT body FROM previews WHERE site = ?1 ORDER BY target",
+            )
         })
         .await
     }
@@ -605,15 +605,9 @@ impl StateStore for SqliteState {
                 .map_err(unavailable)?;
             load_site(&tx, &site)?;
             let existing = load_preview(&tx, &site, &target)?;
-            let mut tombstone = existing.clone().unwrap_or_else(|| Preview {
-                site: site.clone(),
-                target: target.clone(),
-                branch: None,
-                pull_request: None,
-                live_deployment: None,
-                updated_at: now,
-                removed_at: None,
-            });
+            let mut tombstone = existing
+                .clone()
+                .unwrap_or_else(|| Preview::empty(site.clone(), target.clone(), now));
             displace(
                 &tx,
                 tombstone.live_deployment.take(),
