@@ -30,7 +30,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step "install the test tools (moto, s3s-fs, cfn-lint, sam, cargo-lambda, asl-validator)"
+step "install the test tools (moto, s3s-fs, cfn-lint, sam, cargo-lambda, schemathesis, asl-validator)"
 bash tests/tools/install.sh
 
 step "format"
@@ -106,6 +106,9 @@ eval "$exports"
 
 step "Rust tests (unit, store, interpreter, step handlers, AWS adapters against the emulators, end to end)"
 cargo test --workspace --locked --no-fail-fast
+
+step "API fuzzing: schemathesis against slipway dev, checked by infra/api/openapi.yaml"
+bash tests/tools/schemathesis.sh
 
 step "edge router tests under Node ($(node --version))"
 node --test tests/edge/

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools tests/run-all.sh needs into ignored folders, from the package registries:
-#   .tools/venv                moto (the emulator), cfn-lint, sam, aws, cargo-lambda (+ zig)
+#   .tools/venv                moto (the emulator), cfn-lint, sam, aws, cargo-lambda (+ zig),
+#                              schemathesis (st, which fuzzes slipway dev against infra/api/openapi.yaml)
 #   tests/tools/node_modules   asl-validator
 #   .tools/cargo/bin/s3s-fs    the S3 emulator that checks SigV4 signatures
 # and, when rustup can fetch it, the aarch64 standard library the Lambda functions build for.

@@ -386,15 +386,24 @@ async fn read_body(
     }
 }
 
+/// A 405 that names the one method the route takes (RFC 9110 asks for `Allow`).
+fn method_not_allowed(allow: &'static str, message: &str) -> http::Response<Bytes> {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
 /// GitHub signs its deliveries; no bearer token applies to them.
 async fn serve_webhook(app: &ApiState, request: Request) -> http::Response<Bytes> {
     if request.method() != Method::POST {
-        return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "webhooks take POST",
-        )
-        .into_response();
+        return method_not_allowed("POST", "webhooks take POST");
     }
     let Some(webhook) = &app.webhook else {
         return ApiError::new(
@@ -428,6 +437,9 @@ async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
         return to_axum(response);
     }
     if request.uri().path().starts_with("/uploads/") {
+        if request.method() != Method::PUT {
+            return to_axum(method_not_allowed("PUT", "uploads take PUT"));
+        }
         return to_axum(upload(&app, request).await.unwrap_or_else(|error| {
             // The body may be unread: tell the client not to reuse this connection.
             let mut response = error.into_response();
@@ -446,13 +458,6 @@ async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
 /// The local stand-in for a presigned S3 PUT: stores the zip in the source bucket, then
 /// hands the object-created event to the same source trigger the `source-trigger` Lambda runs.
 async fn upload(app: &ApiState, request: Request) -> Result<http::Response<Bytes>, ApiError> {
-    if request.method() != Method::PUT {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "uploads take PUT",
-        ));
-    }
     let key = request.uri().path().trim_start_matches('/').to_owned();
     let not_found = || {
         ApiError::new(
