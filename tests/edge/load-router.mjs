@@ -19,11 +19,12 @@ export function shimSource(source) {
   return lines.join('\n');
 }
 
-// `routes` maps host → KVS value. Like CloudFront's `get`, a missing key rejects.
-export function loadRouter(routes, source = readFileSync(ROUTER_PATH, 'utf8')) {
+// The `cloudfront` module over `routes` (host → KVS value): like CloudFront's, `get` rejects
+// when the key is missing. `keys` lists the keys looked up, in order.
+export function cloudfrontShim(routes) {
   const table = new Map(Object.entries(routes));
   const keys = [];
-  const shim = {
+  const cloudfront = {
     kvs: () => ({
       get: async (key) => {
         keys.push(key);
@@ -34,6 +35,12 @@ export function loadRouter(routes, source = readFileSync(ROUTER_PATH, 'utf8')) {
       },
     }),
   };
+  return { cloudfront, keys, table };
+}
+
+// Loads the router in a fresh context over `routes`.
+export function loadRouter(routes, source = readFileSync(ROUTER_PATH, 'utf8')) {
+  const { cloudfront: shim, keys, table } = cloudfrontShim(routes);
   const context = vm.createContext({ __slipwayCloudfront: shim });
   vm.runInContext(shimSource(source), context, { filename: 'router.js' });
   if (typeof context.handler !== 'function') {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
 
 /// Attempts per call (the first plus retries) for throttling, 5xx and transient network errors.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -40,4 +42,24 @@ pub async fn load(endpoint_url: Option<&str>) -> SdkConfig {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// A configuration with fixed credentials for one endpoint (an emulator such as s3s-fs, which
+/// checks signatures against the keys it was started with), with the same retry and timeout
+/// policy as [`load`]. The standard chain would pick up whatever the environment holds instead.
+pub fn for_endpoint(
+    endpoint_url: &str,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> SdkConfig {
+    let credentials = Credentials::new(access_key, secret_key, None, None, "slipway-static");
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .endpoint_url(endpoint_url)
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .build()
 }

@@ -678,9 +678,29 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
     false
 }
 
-/// Zips `files` (archive path, file on disk) into `out`, deflated, in sorted path order, with a
-/// fixed timestamp so the same input gives the same bytes. Returns (file count, total
-/// uncompressed bytes).
+/// Extensions of formats that are compressed already: deflating them again costs the CLI
+/// about half its zipping time on a typical site and saves nothing.
+const PRECOMPRESSED: [&str; 18] = [
+    "png", "jpg", "jpeg", "gif", "webp", "avif", "woff", "woff2", "gz", "br", "zst", "zip", "mp3",
+    "mp4", "m4a", "webm", "ogg", "ogv",
+];
+
+/// Stored for an already compressed format, deflated otherwise.
+fn compression_for(path: &EntryPath) -> CompressionMethod {
+    let extension = path
+        .as_str()
+        .rsplit_once('.')
+        .map(|(_, extension)| extension.to_ascii_lowercase());
+    if extension.is_some_and(|e| PRECOMPRESSED.contains(&e.as_str())) {
+        CompressionMethod::Stored
+    } else {
+        CompressionMethod::Deflated
+    }
+}
+
+/// Zips `files` (archive path, file on disk) into `out`, deflated (stored when the format is
+/// compressed already), in sorted path order, with a fixed timestamp so the same input gives
+/// the same bytes. Returns (file count, total uncompressed bytes).
 pub fn write_zip<W: Write + Seek>(
     out: W,
     files: impl IntoIterator<Item = (EntryPath, PathBuf)>,
@@ -697,7 +717,7 @@ pub fn write_zip<W: Write + Seek>(
         let mut file = File::open(source).map_err(|e| with_path(e, source))?;
         let meta = file.metadata().map_err(|e| with_path(e, source))?;
         let options = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
+            .compression_method(compression_for(path))
             .unix_permissions(if is_executable(&meta) { 0o755 } else { 0o644 })
             .large_file(meta.len() >= LARGE);
         writer
@@ -1336,6 +1356,40 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o111, 0o111);
+    }
+
+    #[test]
+    fn compressed_formats_are_stored_and_everything_round_trips() {
+        let src = tempfile::tempdir().unwrap();
+        let files = [
+            ("index.html", b"<p>hello hello hello hello</p>".to_vec()),
+            ("img/Logo.PNG", vec![0x89, b'P', b'N', b'G', 1, 2, 3]),
+            ("fonts/a.woff2", vec![7; 64]),
+            ("data.v2/readme", b"text text text text".to_vec()),
+        ];
+        for (name, body) in &files {
+            let path = src.path().join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, body).unwrap();
+        }
+        let mut zipped = Cursor::new(Vec::new());
+        zip_directory(src.path(), &mut zipped).unwrap();
+        let bytes = zipped.into_inner();
+        let mut raw = zip::ZipArchive::new(Cursor::new(bytes.clone())).unwrap();
+        for (name, expected) in [
+            ("index.html", CompressionMethod::Deflated),
+            ("img/Logo.PNG", CompressionMethod::Stored),
+            ("fonts/a.woff2", CompressionMethod::Stored),
+            ("data.v2/readme", CompressionMethod::Deflated),
+        ] {
+            assert_eq!(raw.by_name(name).unwrap().compression(), expected, "{name}");
+        }
+        let (mut archive, manifest) = open(bytes).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        extract_all(&mut archive, &manifest, dest.path()).unwrap();
+        for (name, body) in &files {
+            assert_eq!(&fs::read(dest.path().join(name)).unwrap(), body, "{name}");
+        }
     }
 
     #[test]

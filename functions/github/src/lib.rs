@@ -19,6 +19,7 @@
 //! [`StatusError::Transient`](slipway_core::ports::StatusError::Transient).
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
@@ -103,8 +104,6 @@ pub enum GithubConfigError {
     UnsupportedUrl { url: String },
     #[error("the GitHub token is empty or holds characters other than printable ASCII")]
     InvalidToken,
-    #[error("the HTTP client could not be built: {0}")]
-    Client(#[source] reqwest::Error),
 }
 
 /// Why a request to GitHub failed: the source of [`RepoError::Unavailable`] and
@@ -114,6 +113,8 @@ pub enum GithubConfigError {
 /// [`StatusError::Transient`]: slipway_core::ports::StatusError::Transient
 #[derive(Debug, thiserror::Error)]
 pub enum GithubError {
+    #[error("the HTTP client for GitHub could not be built: {0}")]
+    Client(#[source] reqwest::Error),
     #[error("GitHub could not be reached: {0}")]
     Request(#[source] reqwest::Error),
     #[error("GitHub answered {status}: {message}")]
@@ -125,7 +126,12 @@ pub enum GithubError {
 /// A client for one GitHub API endpoint. Cheap to clone: clones share a connection pool.
 #[derive(Clone)]
 pub struct GithubApi {
-    client: reqwest::Client,
+    /// Built on first use: building it loads the system's root certificates (hundreds of files
+    /// on some systems), which every Lambda function would otherwise pay at each cold start,
+    /// whether or not it talks to GitHub.
+    client: Arc<OnceLock<reqwest::Client>>,
+    /// Sent with every request: the media type, the API version and the token.
+    headers: HeaderMap,
     /// The API URL without a trailing slash.
     base: String,
     authenticated: bool,
@@ -160,18 +166,28 @@ impl GithubApi {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(GithubConfigError::Client)?;
         Ok(Self {
-            client,
+            client: Arc::new(OnceLock::new()),
+            headers,
             base,
             authenticated,
         })
+    }
+
+    /// The HTTP client, built by the first call. Two racing first calls may both build one;
+    /// only the first stored is kept.
+    fn client(&self) -> Result<&reqwest::Client, GithubError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .default_headers(self.headers.clone())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(GithubError::Client)?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// The API URL requests go to, without a trailing slash.
@@ -319,6 +335,18 @@ mod tests {
             );
         }
         assert!(GithubApi::new(config(DEFAULT_API_URL, Some(" ghp_abc123\n"))).is_ok());
+    }
+
+    #[test]
+    fn the_http_client_is_built_on_first_use_and_shared_by_clones() {
+        let api = GithubApi::new(GithubConfig::default()).unwrap();
+        let clone = api.clone();
+        assert!(api.client.get().is_none(), "new() built the client");
+        api.client().unwrap();
+        assert!(
+            clone.client.get().is_some(),
+            "clones do not share the client"
+        );
     }
 
     #[test]

@@ -37,7 +37,8 @@ impl RepoReader for GithubApi {
             &source.repo,
             &format!("git/trees/{}?recursive=1", segment(source.sha.as_str())),
         );
-        let response = self.client.get(url).send().await.map_err(request_failed)?;
+        let client = self.client().map_err(unavailable)?;
+        let response = client.get(url).send().await.map_err(request_failed)?;
         if response.status() != StatusCode::OK {
             return Err(refused(source, response).await);
         }
@@ -81,7 +82,8 @@ impl RepoReader for GithubApi {
             &format!("contents/{encoded}?ref={}", segment(source.sha.as_str())),
         );
         let response = self
-            .client
+            .client()
+            .map_err(unavailable)?
             .get(url)
             .header(ACCEPT, RAW_MEDIA_TYPE)
             .send()
@@ -104,7 +106,11 @@ impl RepoReader for GithubApi {
 }
 
 fn request_failed(error: reqwest::Error) -> RepoError {
-    RepoError::Unavailable(Box::new(GithubError::Request(error)))
+    unavailable(GithubError::Request(error))
+}
+
+fn unavailable(error: GithubError) -> RepoError {
+    RepoError::Unavailable(Box::new(error))
 }
 
 /// An error answer: no such repository or commit (404, an empty repository's 409, a bad

@@ -293,7 +293,7 @@ impl DevServer {
             .with_state(api_state);
         let api_shutdown = wait_for(shutdown_rx.clone());
         let api_task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(api_listener, app)
+            if let Err(e) = axum::serve(crate::edge::no_delay(api_listener), app)
                 .with_graceful_shutdown(api_shutdown)
                 .await
             {

@@ -116,9 +116,11 @@ pub(crate) fn file_chunks(
     rx
 }
 
-async fn write_atomically(temp: &Path, dest: &Path, key: &str) -> Result<(), ObjectStoreError> {
+/// Moves `temp` to `dest`, creating `dest`'s folders. A key whose path runs into an
+/// existing object (or folder) is an invalid key, as a file cannot also be a folder.
+fn write_atomically(temp: &Path, dest: &Path, key: &str) -> Result<(), ObjectStoreError> {
     if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(|e| {
+        std::fs::create_dir_all(parent).map_err(|e| {
             if e.kind() == io::ErrorKind::NotADirectory || e.kind() == io::ErrorKind::AlreadyExists
             {
                 ObjectStoreError::InvalidKey(key.to_owned())
@@ -127,13 +129,65 @@ async fn write_atomically(temp: &Path, dest: &Path, key: &str) -> Result<(), Obj
             }
         })?;
     }
-    tokio::fs::rename(temp, dest).await.map_err(|e| {
+    std::fs::rename(temp, dest).map_err(|e| {
         if e.kind() == io::ErrorKind::IsADirectory || e.kind() == io::ErrorKind::DirectoryNotEmpty {
             ObjectStoreError::InvalidKey(key.to_owned())
         } else {
             unavailable(e)
         }
     })
+}
+
+/// Where one put writes: the final paths and the temporary files it lands them through.
+struct PutPaths {
+    data: PathBuf,
+    meta: PathBuf,
+    data_temp: PathBuf,
+    meta_temp: PathBuf,
+}
+
+impl PutPaths {
+    /// Publishes a complete temporary data file: data first, then the headers that make
+    /// the object exist.
+    fn commit(&self, info: &ObjectInfo) -> Result<(), ObjectStoreError> {
+        write_atomically(&self.data_temp, &self.data, &info.key)?;
+        let encoded =
+            serde_json::to_vec(info).map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))?;
+        std::fs::write(&self.meta_temp, encoded).map_err(unavailable)?;
+        write_atomically(&self.meta_temp, &self.meta, &info.key)
+    }
+
+    /// Writes a body held in memory and commits it. All on one blocking thread: a site's
+    /// many small files each cost one hand-off to the blocking pool, not one per syscall.
+    fn write_whole(
+        &self,
+        key: String,
+        bytes: &[u8],
+        meta: ObjectMeta,
+    ) -> Result<ObjectInfo, ObjectStoreError> {
+        std::fs::write(&self.data_temp, bytes).map_err(unavailable)?;
+        let info = ObjectInfo {
+            key,
+            size: bytes.len() as u64,
+            etag: etag(Sha256::digest(bytes)),
+            meta,
+        };
+        self.commit(&info)?;
+        Ok(info)
+    }
+
+    fn remove_temps(&self) {
+        let _ = std::fs::remove_file(&self.data_temp);
+        let _ = std::fs::remove_file(&self.meta_temp);
+    }
+}
+
+fn etag(digest: impl AsRef<[u8]>) -> String {
+    hex::encode(&digest.as_ref()[..16])
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> ObjectStoreError {
+    ObjectStoreError::Unavailable(Box::new(e))
 }
 
 #[async_trait]
@@ -145,58 +199,65 @@ impl ObjectStore for FsObjectStore {
         body: ObjectBody,
         meta: &ObjectMeta,
     ) -> Result<ObjectInfo, ObjectStoreError> {
-        let data_path = self.data_path(bucket, key)?;
-        let meta_path = self.meta_path(bucket, key)?;
-        let temp = self.temp_path();
-        let result = async {
-            let mut file = tokio::fs::File::create(&temp).await.map_err(unavailable)?;
-            let mut hasher = Sha256::new();
-            let expected = body.len();
-            let mut written = 0u64;
-            match body {
-                ObjectBody::Bytes(bytes) => {
-                    hasher.update(&bytes);
-                    file.write_all(&bytes).await.map_err(unavailable)?;
-                    written = bytes.len() as u64;
+        let paths = PutPaths {
+            data: self.data_path(bucket, key)?,
+            meta: self.meta_path(bucket, key)?,
+            data_temp: self.temp_path(),
+            meta_temp: self.temp_path(),
+        };
+        let (key, meta) = (key.to_owned(), meta.clone());
+        match body {
+            ObjectBody::Bytes(bytes) => tokio::task::spawn_blocking(move || {
+                let written = paths.write_whole(key, &bytes, meta);
+                if written.is_err() {
+                    paths.remove_temps();
                 }
-                ObjectBody::Stream { mut chunks, .. } => {
+                written
+            })
+            .await
+            .map_err(blocking_failed)?,
+            ObjectBody::Stream {
+                len: expected,
+                mut chunks,
+            } => {
+                let streamed = async {
+                    let mut file = tokio::fs::File::create(&paths.data_temp)
+                        .await
+                        .map_err(unavailable)?;
+                    let mut hasher = Sha256::new();
+                    let mut written = 0u64;
                     while let Some(chunk) = chunks.recv().await {
                         let chunk = chunk.map_err(unavailable)?;
                         hasher.update(&chunk);
                         file.write_all(&chunk).await.map_err(unavailable)?;
                         written += chunk.len() as u64;
                     }
+                    if written != expected {
+                        return Err(ObjectStoreError::ShortBody {
+                            expected,
+                            actual: written,
+                        });
+                    }
+                    file.flush().await.map_err(unavailable)?;
+                    Ok(ObjectInfo {
+                        key,
+                        size: written,
+                        etag: etag(hasher.finalize()),
+                        meta,
+                    })
                 }
-            }
-            if written != expected {
-                return Err(ObjectStoreError::ShortBody {
-                    expected,
-                    actual: written,
-                });
-            }
-            file.flush().await.map_err(unavailable)?;
-            drop(file);
-            write_atomically(&temp, &data_path, key).await?;
-            let info = ObjectInfo {
-                key: key.to_owned(),
-                size: written,
-                etag: hex::encode(&hasher.finalize()[..16]),
-                meta: meta.clone(),
-            };
-            let meta_temp = self.temp_path();
-            let encoded = serde_json::to_vec(&info)
-                .map_err(|e| ObjectStoreError::Unavailable(Box::new(e)))?;
-            tokio::fs::write(&meta_temp, encoded)
+                .await;
+                tokio::task::spawn_blocking(move || {
+                    let committed = streamed.and_then(|info| paths.commit(&info).map(|()| info));
+                    if committed.is_err() {
+                        paths.remove_temps();
+                    }
+                    committed
+                })
                 .await
-                .map_err(unavailable)?;
-            write_atomically(&meta_temp, &meta_path, key).await?;
-            Ok(info)
+                .map_err(blocking_failed)?
+            }
         }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        result
     }
 
     async fn head(

@@ -2,8 +2,9 @@
 //! It stands in for DynamoDB (sites, deployments, build logs), the KeyValueStore data plane
 //! (the edge's routing table) and Step Functions' execution records.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -81,7 +82,54 @@ pub struct ExecutionRecord {
 
 #[derive(Clone)]
 pub struct SqliteState {
+    /// Every write, and reads that may return much, go through this one connection.
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle read connections kept open; more are opened while more threads read at once.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Read-only connections for the small, hot reads: the edge's host lookups and the API's
+/// gets and lists. In WAL mode they read the last commit beside the writer without waiting
+/// for it, and they run on the calling thread: a read of a few rows takes microseconds,
+/// less than handing it to the blocking pool and back (which also grew that pool to one
+/// thread per concurrent request, all queued on the writer's lock).
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn open(path: &Path) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(conn)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => Self::open(&self.path).map_err(unavailable)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StateError {
@@ -104,12 +152,8 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<String, StateError> {
 
 fn load_site(conn: &Connection, name: &SiteName) -> Result<Site, StateError> {
     let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM sites WHERE name = ?1",
-            [name.as_str()],
-            |r| r.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT body FROM sites WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([name.as_str()], |r| r.get(0)).optional())
         .map_err(unavailable)?;
     decode(&body.ok_or_else(|| StateError::SiteNotFound(name.clone()))?)
 }
@@ -125,12 +169,8 @@ fn save_site(conn: &Connection, site: &Site) -> Result<(), StateError> {
 
 fn load_deployment(conn: &Connection, id: &DeploymentId) -> Result<Deployment, StateError> {
     let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM deployments WHERE id = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT body FROM deployments WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
         .map_err(unavailable)?;
     decode(&body.ok_or(StateError::DeploymentNotFound(*id))?)
 }
@@ -255,8 +295,7 @@ impl SqliteState {
             source,
         };
         let conn = Connection::open(path).map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(wrap)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(wrap)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -264,9 +303,23 @@ impl SqliteState {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        // One reader now, so a database that cannot be read this way fails here.
+        let reader = Readers::open(path).map_err(wrap)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(vec![reader]),
+            }),
         })
+    }
+
+    /// Runs a small read on a read connection, on this thread.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        self.readers.read(f)
     }
 
     /// Runs `f` on the connection off the async runtime's workers.
@@ -355,14 +408,13 @@ impl StateStore for SqliteState {
     }
 
     async fn get_site(&self, name: &SiteName) -> Result<Site, StateError> {
-        let name = name.clone();
-        self.with_conn(move |conn| load_site(conn, &name)).await
+        self.read(|conn| load_site(conn, name))
     }
 
     async fn list_sites(&self) -> Result<Vec<Site>, StateError> {
-        self.with_conn(|conn| {
+        self.read(|conn| {
             let mut stmt = conn
-                .prepare("SELECT body FROM sites ORDER BY name")
+                .prepare_cached("SELECT body FROM sites ORDER BY name")
                 .map_err(unavailable)?;
             let bodies = stmt
                 .query_map([], |r| r.get::<_, String>(0))
@@ -371,7 +423,6 @@ impl StateStore for SqliteState {
                 .map_err(unavailable)?;
             bodies.iter().map(|b| decode(b)).collect()
         })
-        .await
     }
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError> {
@@ -398,26 +449,21 @@ impl StateStore for SqliteState {
         site: &SiteName,
         id: &DeploymentId,
     ) -> Result<Deployment, StateError> {
-        let (site, id) = (site.clone(), *id);
-        self.with_conn(move |conn| Ok(load_site_deployment(conn, &site, &id)?.1))
-            .await
+        self.read(|conn| Ok(load_site_deployment(conn, site, id)?.1))
     }
 
     async fn find_deployment(&self, id: &DeploymentId) -> Result<Deployment, StateError> {
-        let id = *id;
-        self.with_conn(move |conn| load_deployment(conn, &id)).await
+        self.read(|conn| load_deployment(conn, id))
     }
 
     async fn list_deployments(&self, site: &SiteName) -> Result<Vec<Deployment>, StateError> {
-        let site = site.clone();
-        self.with_conn(move |conn| {
+        self.read(|conn| {
             site_records(
                 conn,
-                &site,
+                site,
                 "SELECT body FROM deployments WHERE site = ?1 ORDER BY id DESC",
             )
         })
-        .await
     }
 
     async fn transition(
@@ -581,15 +627,13 @@ impl StateStore for SqliteState {
     }
 
     async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
-        let site = site.clone();
-        self.with_conn(move |conn| {
+        self.read(|conn| {
             site_records(
                 conn,
-                &site,
+                site,
                 "SELECT body FROM previews WHERE site = ?1 ORDER BY target",
             )
         })
-        .await
     }
 
     async fn remove_preview(
@@ -752,14 +796,12 @@ fn kvs_unavailable(e: StateError) -> KvsError {
 #[async_trait]
 impl KeyValueStore for SqliteState {
     async fn get(&self, key: &str) -> Result<Option<String>, KvsError> {
-        let key = key.to_owned();
-        self.with_conn(move |conn| {
+        self.read(|conn| {
             // Every edge request looks its host up: keep the statement compiled.
             conn.prepare_cached("SELECT value FROM kvs WHERE key = ?1")
                 .and_then(|mut stmt| stmt.query_row([key], |r| r.get(0)).optional())
                 .map_err(unavailable)
         })
-        .await
         .map_err(kvs_unavailable)
     }
 
@@ -1188,6 +1230,41 @@ mod tests {
         let previews = store.list_previews(&live.site).await.unwrap();
         assert_eq!(previews[0].removed_at, None);
         assert_eq!(previews[0].live_deployment, Some(reopened.id));
+    }
+
+    // The writer's lock is held across the reads on purpose: a write in progress.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test]
+    async fn reads_see_the_last_commit_without_waiting_for_a_write_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
+        store.put("docs.localhost", "docs/v1").await.unwrap();
+        store.create_site(&site("docs")).await.unwrap();
+        let name = SiteName::parse("docs").unwrap();
+        assert_eq!(store.get_site(&name).await.unwrap().name, name);
+
+        // A write holds the database's write lock, uncommitted, while the reads run.
+        let writer = store.conn.clone();
+        let mut conn = writer.lock().unwrap();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute("UPDATE kvs SET value = 'docs/v2'", []).unwrap();
+        let reads = async {
+            let seen = store.get("docs.localhost").await.unwrap();
+            (seen, store.list_deployments(&name).await.unwrap())
+        };
+        let (seen, listed) = tokio::time::timeout(BUSY_TIMEOUT / 2, reads)
+            .await
+            .expect("reads do not wait for the writer");
+        assert_eq!(seen.as_deref(), Some("docs/v1"));
+        assert!(listed.is_empty());
+        tx.commit().unwrap();
+        drop(conn);
+        assert_eq!(
+            store.get("docs.localhost").await.unwrap().as_deref(),
+            Some("docs/v2")
+        );
     }
 
     #[tokio::test]

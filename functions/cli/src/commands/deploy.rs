@@ -14,7 +14,11 @@ use crate::cli::{DeployArgs, WaitTimeout};
 use crate::client::{ApiClient, Backoff};
 use crate::output::Output;
 
-const POLL_EVERY: Duration = Duration::from_millis(250);
+/// The first polls come quickly, since a prebuilt deploy is often live within a second;
+/// the interval then grows by half each time up to `POLL_MAX`, so a long build is polled
+/// no more often than before.
+const POLL_FIRST: Duration = Duration::from_millis(20);
+const POLL_MAX: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -223,6 +227,7 @@ async fn follow(
     let mut last = created;
     let mut shown: Option<DeploymentStatus> = None;
     let mut after = 0;
+    let mut every = POLL_FIRST;
     let result = loop {
         let polled = Backoff::POLLING.retry("get deployment", || client.get_deployment(site, &id));
         let view = match tokio::time::timeout_at(deadline, polled).await {
@@ -258,14 +263,19 @@ async fn follow(
             break Ok(view);
         }
         last = view;
-        let next = Instant::now() + POLL_EVERY;
+        let next = Instant::now() + every;
         if next > deadline {
             break Ok(last);
         }
+        every = next_poll(every);
         tokio::time::sleep_until(next).await;
     };
     steps.finish();
     result
+}
+
+fn next_poll(every: Duration) -> Duration {
+    (every * 3 / 2).min(POLL_MAX)
 }
 
 fn step_message(status: DeploymentStatus) -> String {
@@ -469,6 +479,19 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn polls_start_quick_and_slow_down_to_the_cap() {
+        let intervals: Vec<Duration> =
+            std::iter::successors(Some(POLL_FIRST), |every| Some(next_poll(*every)))
+                .take(20)
+                .collect();
+        // Five polls within the first half second: a quick deploy is reported promptly.
+        let first_five: Duration = intervals[..5].iter().sum();
+        assert!(first_five < Duration::from_millis(500), "{intervals:?}");
+        assert!(intervals.windows(2).all(|w| w[0] <= w[1]), "{intervals:?}");
+        assert_eq!(intervals[19], POLL_MAX);
     }
 
     #[test]

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds every Lambda function with `cargo lambda build --release` into
+# target/lambda/{function}/bootstrap, as the stack ships them, and checks each is an executable
+# for the architecture it was built for. Run by tests/run-all.sh and tests/tools/bench.sh,
+# after tests/tools/install.sh (cargo-lambda and zig live in .tools/venv).
+#
+# The stack runs the functions on arm64 (cargo-lambda.toml: `arm64 = true`). Cross-compiling
+# needs the aarch64 standard library, which install.sh adds with rustup when it can. A machine
+# without it (CI may be one) builds them for x86_64 instead, which still compiles and links
+# every function: from a copy of cargo-lambda.toml with `x86_64 = true` in place of
+# `arm64 = true` (cargo-lambda lets the config's arm64 win over a `--x86-64` flag).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# Every Lambda function crate; each builds one `bootstrap` for infra/template.yaml.
+lambda_functions=(source-trigger prepare publish activate prune mark-failed api github-webhook)
+
+lambda_target=aarch64-unknown-linux-gnu
+lambda_config=cargo-lambda.toml
+if [[ ! -d "$(rustc --print sysroot)/lib/rustlib/$lambda_target" ]]; then
+    lambda_target=x86_64-unknown-linux-gnu
+    lambda_config=.tools/cargo-lambda.x86_64.toml
+    sed 's/^arm64 = true$/x86_64 = true/' cargo-lambda.toml >"$lambda_config"
+    grep -qx 'x86_64 = true' "$lambda_config"
+    echo "note: no aarch64 standard library here; building the Lambda functions for x86_64" >&2
+fi
+echo "cargo lambda build --release for $lambda_target"
+packages=()
+for function in "${lambda_functions[@]}"; do packages+=(--package "$function"); done
+PATH="$PWD/.tools/venv/bin:$PATH" CARGO_LAMBDA_GLOBAL="$lambda_config" \
+    cargo lambda build --release --locked "${packages[@]}"
+case "$lambda_target" in
+    aarch64-*) elf_machine="b7 00" ;;
+    x86_64-*) elf_machine="3e 00" ;;
+esac
+for function in "${lambda_functions[@]}"; do
+    bootstrap="target/lambda/$function/bootstrap"
+    if [[ ! -f "$bootstrap" ]] || [[ "$(od -An -tx1 -j18 -N2 "$bootstrap" | xargs)" != "$elf_machine" ]]; then
+        echo "$bootstrap is missing or not an $lambda_target executable" >&2
+        exit 1
+    fi
+done
+echo "built ${#lambda_functions[@]} functions into target/lambda/*/bootstrap"
