@@ -28,8 +28,19 @@ fi
 # The zips scenario 6 weighs are the ones the stack ships.
 bash tests/tools/build-lambdas.sh
 
+# s3s-fs keeps its objects on a tmpfs. On this project's machines / is ext4 without a journal,
+# where creating a file soon after thousands were deleted scans every recently freed inode
+# while holding the directory's lock: after each run's clean-up, uploads became 1.5 to 5 times
+# slower at random (perf: recently_deleted, rwsem_spin_on_owner), whichever client sent them.
+# That measured the filesystem, not the clients. Without a writable /dev/shm it stays on disk.
+if [[ -z "${SLIPWAY_S3S_DATA:-}" && -d /dev/shm && -w /dev/shm ]]; then
+    export SLIPWAY_S3S_DATA="/dev/shm/slipway-bench-s3s-$$"
+fi
 started=
-cleanup() { [[ -n "$started" ]] && bash tests/tools/emulators.sh stop || true; }
+cleanup() {
+    if [[ -n "$started" ]]; then bash tests/tools/emulators.sh stop || true; fi
+    if [[ "${SLIPWAY_S3S_DATA:-}" == /dev/shm/slipway-bench-s3s-* ]]; then rm -rf "$SLIPWAY_S3S_DATA"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

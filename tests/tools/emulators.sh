@@ -6,14 +6,16 @@
 #   bash tests/tools/emulators.sh start   # prints `export SLIPWAY_TEST_MOTO_URL=… …`; eval it
 #   bash tests/tools/emulators.sh stop    # ends exactly the processes `start` recorded
 #
-# PIDs, URLs, logs and s3s-fs's (fresh) data directory live in .tools/run/. Install the
-# emulators first with tests/tools/install.sh.
+# PIDs, URLs, logs and s3s-fs's (fresh) data directory live in .tools/run/; SLIPWAY_S3S_DATA
+# puts the data directory elsewhere (the benchmarks keep it on a tmpfs). Install the emulators
+# first with tests/tools/install.sh.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 run="$root/.tools/run"
 moto_bin="$root/.tools/venv/bin/moto_server"
 s3s_bin="$root/.tools/cargo/bin/s3s-fs"
+s3s_data="${SLIPWAY_S3S_DATA:-$run/s3s-data}"
 ready_seconds="${SLIPWAY_EMULATOR_READY_SECONDS:-20}"
 names=(moto s3s)
 
@@ -133,13 +135,13 @@ start() {
         fi
         rm -f "$run/$name.pid" "$run/$name.url"
     done
-    rm -rf "$run/s3s-data"
-    mkdir -p "$run/s3s-data"
+    rm -rf "$s3s_data"
+    mkdir -p "$s3s_data"
     # A failed start stops whatever did start, so it leaves nothing behind.
     start_one moto -H 127.0.0.1 -p '{port}' || { stop_all; exit 1; }
     start_one s3s --host 127.0.0.1 --port '{port}' \
         --access-key slipwaytest --secret-key slipwaytestsecret --domain localhost \
-        "$run/s3s-data" || { stop_all; exit 1; }
+        "$s3s_data" || { stop_all; exit 1; }
     echo "export SLIPWAY_TEST_MOTO_URL=$(cat "$run/moto.url")"
     echo "export SLIPWAY_TEST_S3S_URL=$(cat "$run/s3s.url")"
 }

@@ -1,7 +1,7 @@
 //! A blocking `Read + Seek` view of an object, fetched in ranged reads, so a zip's central
 //! directory and entries can be read where the object lives without downloading it whole.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use tokio::task::JoinHandle;
 
 use crate::ports::{Bucket, ObjectStore, ObjectStoreError};
 
-/// Reads `chunk` bytes per request and serves smaller reads from that buffer.
+/// Reads the object in chunks of `chunk` bytes (chunk `i` is the range from `i * chunk`) and
+/// serves smaller reads from the current one.
 /// Use it only off the async workers (inside `spawn_blocking`): each fetch blocks on the runtime.
 pub struct RangedReader {
     objects: Arc<dyn ObjectStore>,
@@ -20,19 +21,36 @@ pub struct RangedReader {
     key: String,
     size: u64,
     position: u64,
+    /// The chunk reads are served from, once one is loaded.
     buffer: Bytes,
-    buffer_start: u64,
+    buffer_index: Option<u64>,
     chunk: u64,
-    /// Chunks kept requested past the buffer (0: none).
+    /// Chunks kept requested past the current one (0: none).
     read_ahead: usize,
-    /// The chunks after the buffer, already requested, in order: a reader going forward
-    /// rarely waits for a round trip, and several ranges download at once.
-    pending: VecDeque<Pending>,
+    /// Other chunks, requested or fetched, by index: a reader going forward rarely waits for
+    /// a round trip, and several ranges download at once.
+    cached: BTreeMap<u64, Cached>,
+    /// What [`Self::prefetching`] asked for (start, chunks), until the first read.
+    prefetch: Option<(u64, usize)>,
 }
 
-struct Pending {
-    start: u64,
-    fetch: JoinHandle<Result<Bytes, ObjectStoreError>>,
+struct Cached {
+    fetch: Fetch,
+    /// Requested by [`RangedReader::prefetching`]: kept until read, wherever the reader goes.
+    pinned: bool,
+}
+
+enum Fetch {
+    InFlight(JoinHandle<Result<Bytes, ObjectStoreError>>),
+    Ready(Bytes),
+}
+
+impl Cached {
+    fn discard(self) {
+        if let Fetch::InFlight(fetch) = self.fetch {
+            fetch.abort();
+        }
+    }
 }
 
 impl RangedReader {
@@ -59,70 +77,106 @@ impl RangedReader {
             size: info.size,
             position: 0,
             buffer: Bytes::new(),
-            buffer_start: 0,
+            buffer_index: None,
             chunk: chunk.max(4096),
             read_ahead: 0,
-            pending: VecDeque::new(),
+            cached: BTreeMap::new(),
+            prefetch: None,
         })
     }
 
-    /// Keeps the `chunks` after the buffer requested while the caller reads it: for readers
-    /// that go forward through the object (at most `chunks` more chunks of memory). A seek
-    /// elsewhere drops them and fetches on demand.
+    /// Keeps the `chunks` after the current one requested while the caller reads it: for
+    /// readers that go forward through the object (at most `chunks` more chunks of memory).
+    /// Chunks the reader skips over are dropped.
     pub fn with_read_ahead(mut self, chunks: usize) -> Self {
         self.read_ahead = chunks;
         self
     }
 
-    fn spawn_fetch(&self, start: u64) -> Pending {
+    /// Requests `chunks` chunks from `start` together with the first read, and keeps them until
+    /// they are read: for a caller that reads elsewhere first and then goes forward from
+    /// `start`, as a zip is read (its directory at the end, then its entries from the start),
+    /// so the second round trip overlaps the first. The first read's own request goes out first.
+    pub fn prefetching(mut self, start: u64, chunks: usize) -> Self {
+        self.prefetch = Some((start, chunks));
+        self
+    }
+
+    fn spawn_fetch(&self, index: u64) -> JoinHandle<Result<Bytes, ObjectStoreError>> {
         let objects = self.objects.clone();
         let (bucket, key) = (self.bucket, self.key.clone());
+        let start = index * self.chunk;
         let range = start..(start + self.chunk).min(self.size);
-        let fetch = self
-            .runtime
-            .spawn(async move { objects.get_range(bucket, &key, range).await });
-        Pending { start, fetch }
+        self.runtime
+            .spawn(async move { objects.get_range(bucket, &key, range).await })
     }
 
-    fn drop_pending(&mut self) {
-        for stale in self.pending.drain(..) {
-            stale.fetch.abort();
-        }
-    }
-
-    /// The bytes from `start`: from a chunk read ahead if one holds them, else fetched now.
-    fn fetch(&mut self, start: u64) -> io::Result<Bytes> {
-        // Chunks that end before `start` were skipped over.
-        while let Some(skipped) = self.pending.pop_front_if(|p| p.start + self.chunk <= start) {
-            skipped.fetch.abort();
-        }
-        let (pending, skip) = match self.pending.pop_front_if(|p| p.start <= start) {
-            Some(pending) => {
-                let skip = start - pending.start;
-                (pending, skip)
-            }
-            None => {
-                self.drop_pending();
-                (self.spawn_fetch(start), 0)
-            }
+    /// Makes chunk `index` the current one: from the cache if it was requested, else fetched
+    /// now. Then drops what a forward reader has skipped and tops up the read-ahead.
+    fn load(&mut self, index: u64) -> io::Result<()> {
+        let fetch = match self.cached.remove(&index) {
+            Some(cached) => cached.fetch,
+            None => Fetch::InFlight(self.spawn_fetch(index)),
         };
-        let fetched = self
-            .runtime
-            .block_on(pending.fetch)
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
-        // `skip` < chunk; a shorter answer means the object shrank, which `read` reports.
-        Ok(fetched.slice(
-            usize::try_from(skip)
-                .unwrap_or(usize::MAX)
-                .min(fetched.len())..,
-        ))
+        if let Some((start, chunks)) = self.prefetch.take() {
+            let first = start / self.chunk;
+            for ahead in first..first + chunks as u64 {
+                if ahead != index {
+                    self.request(ahead, true);
+                }
+            }
+        }
+        let fetched = match fetch {
+            Fetch::Ready(bytes) => bytes,
+            Fetch::InFlight(fetch) => self
+                .runtime
+                .block_on(fetch)
+                .map_err(io::Error::other)?
+                .map_err(io::Error::other)?,
+        };
+        let previous = std::mem::replace(&mut self.buffer, fetched);
+        // A chunk ahead of the reader is read again when it gets there (a zip's directory
+        // shares its chunk with the last entries).
+        if let Some(ahead) = self.buffer_index.filter(|&previous| previous > index) {
+            let cached = Cached {
+                fetch: Fetch::Ready(previous),
+                pinned: false,
+            };
+            self.cached.insert(ahead, cached);
+        }
+        self.buffer_index = Some(index);
+
+        let skipped: Vec<u64> = self
+            .cached
+            .range(..index)
+            .filter(|(_, cached)| !cached.pinned)
+            .map(|(&skipped, _)| skipped)
+            .collect();
+        for skipped in skipped {
+            if let Some(cached) = self.cached.remove(&skipped) {
+                cached.discard();
+            }
+        }
+        for ahead in index + 1..=index + self.read_ahead as u64 {
+            self.request(ahead, false);
+        }
+        Ok(())
+    }
+
+    /// Requests chunk `index` unless it is past the end or requested already.
+    fn request(&mut self, index: u64, pinned: bool) {
+        if index * self.chunk < self.size && !self.cached.contains_key(&index) {
+            let fetch = Fetch::InFlight(self.spawn_fetch(index));
+            self.cached.insert(index, Cached { fetch, pinned });
+        }
     }
 }
 
 impl Drop for RangedReader {
     fn drop(&mut self) {
-        self.drop_pending();
+        for (_, cached) in std::mem::take(&mut self.cached) {
+            cached.discard();
+        }
     }
 }
 
@@ -131,31 +185,18 @@ impl Read for RangedReader {
         if out.is_empty() || self.position >= self.size {
             return Ok(0);
         }
-        let buffer_end = self.buffer_start + self.buffer.len() as u64;
-        if self.position < self.buffer_start || self.position >= buffer_end {
-            let fetched = self.fetch(self.position)?;
-            if fetched.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "object shrank while reading",
-                ));
-            }
-            self.buffer = fetched;
-            self.buffer_start = self.position;
-            let mut next = self
-                .pending
-                .back()
-                .map_or(self.buffer_start + self.buffer.len() as u64, |last| {
-                    last.start + self.chunk
-                });
-            while self.pending.len() < self.read_ahead && next < self.size {
-                let ahead = self.spawn_fetch(next);
-                self.pending.push_back(ahead);
-                next += self.chunk;
-            }
+        let index = self.position / self.chunk;
+        if self.buffer_index != Some(index) {
+            self.load(index)?;
         }
-        let offset = (self.position - self.buffer_start) as usize;
-        let available = &self.buffer[offset..];
+        let offset = usize::try_from(self.position - index * self.chunk).unwrap_or(usize::MAX);
+        let Some(available) = self.buffer.get(offset..).filter(|a| !a.is_empty()) else {
+            // A chunk shorter than asked for: the object shrank since it was opened.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "object shrank while reading",
+            ));
+        };
         let n = available.len().min(out.len());
         out[..n].copy_from_slice(&available[..n]);
         self.position += n as u64;
@@ -325,6 +366,40 @@ mod tests {
             // Every chunk was fetched exactly once, the one skipped over included.
             let starts: Vec<u64> = asked_once(&store, 8).iter().map(|r| r.start).collect();
             assert_eq!(starts, (0..30_000).step_by(4096).collect::<Vec<u64>>());
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_zip_read_fetches_each_chunk_once_with_the_start_requested_up_front() {
+        let store = object(40_000);
+        let objects: Arc<dyn ObjectStore> = store.clone();
+        let mut reader = RangedReader::open(objects, Bucket::Artifacts, "a.zip", 4096)
+            .await
+            .unwrap()
+            .with_read_ahead(2)
+            .prefetching(0, 2);
+        let expected = store.bytes.clone();
+        tokio::task::spawn_blocking(move || {
+            // The directory at the end, then the entries from the start, as a zip is read.
+            let mut tail = [0u8; 300];
+            reader.seek(SeekFrom::End(-300)).unwrap();
+            reader.read_exact(&mut tail).unwrap();
+            // The start was requested with the first read.
+            assert_eq!(asked_once(&store, 3), [0..4096, 4096..8192, 36_864..40_000]);
+            reader.seek(SeekFrom::Start(35_000)).unwrap();
+            reader.read_exact(&mut tail).unwrap();
+            assert_eq!(tail, expected[35_000..35_300]);
+            reader.seek(SeekFrom::Start(0)).unwrap();
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            assert_eq!(all, expected);
+            // Each chunk once: the prefetched start was kept through the reads at the end,
+            // and the last chunk, read for the directory, was not fetched again.
+            let starts: Vec<u64> = asked_once(&store, 10).iter().map(|r| r.start).collect();
+            assert_eq!(starts, (0..40_000).step_by(4096).collect::<Vec<u64>>());
+            assert_eq!(store.asked.lock().unwrap().len(), 10);
         })
         .await
         .unwrap();
