@@ -1,7 +1,7 @@
 //! A blocking `Read + Seek` view of an object, fetched in ranged reads, so a zip's central
 //! directory and entries can be read where the object lives without downloading it whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -30,9 +30,15 @@ pub struct RangedReader {
     /// Other chunks, requested or fetched, by index: a reader going forward rarely waits for
     /// a round trip, and several ranges download at once.
     cached: BTreeMap<u64, Cached>,
+    /// The chunks last put back for later, ahead of the reader (at most [`KEPT`]).
+    kept: VecDeque<u64>,
     /// What [`Self::prefetching`] asked for (start, chunks), until the first read.
     prefetch: Option<(u64, usize)>,
 }
+
+/// Chunks kept when the reader goes backwards: a zip's last chunk and the one its directory
+/// starts in.
+const KEPT: usize = 2;
 
 struct Cached {
     fetch: Fetch,
@@ -81,6 +87,7 @@ impl RangedReader {
             chunk: chunk.max(4096),
             read_ahead: 0,
             cached: BTreeMap::new(),
+            kept: VecDeque::new(),
             prefetch: None,
         })
     }
@@ -135,25 +142,33 @@ impl RangedReader {
                 .map_err(io::Error::other)?,
         };
         let previous = std::mem::replace(&mut self.buffer, fetched);
-        // A chunk ahead of the reader is read again when it gets there (a zip's directory
-        // shares its chunk with the last entries).
+        // A chunk the reader leaves going backwards is kept for when it gets there (a zip's
+        // directory shares its chunk with the last entries); the last [`KEPT`] of them.
         if let Some(ahead) = self.buffer_index.filter(|&previous| previous > index) {
             let cached = Cached {
                 fetch: Fetch::Ready(previous),
                 pinned: false,
             };
             self.cached.insert(ahead, cached);
+            if self.kept.len() == KEPT {
+                self.kept.pop_front();
+            }
+            self.kept.push_back(ahead);
         }
         self.buffer_index = Some(index);
 
-        let skipped: Vec<u64> = self
+        // Memory stays bounded in whatever order the reader goes: besides the prefetched
+        // chunks and those kept, only the read-ahead window stays (a forward reader has
+        // skipped what is behind it; a reader going backwards would otherwise pile up chunks).
+        let window = index + 1..=index + self.read_ahead as u64;
+        let dropped: Vec<u64> = self
             .cached
-            .range(..index)
-            .filter(|(_, cached)| !cached.pinned)
-            .map(|(&skipped, _)| skipped)
+            .iter()
+            .filter(|(i, cached)| !cached.pinned && !window.contains(i) && !self.kept.contains(i))
+            .map(|(&dropped, _)| dropped)
             .collect();
-        for skipped in skipped {
-            if let Some(cached) = self.cached.remove(&skipped) {
+        for dropped in dropped {
+            if let Some(cached) = self.cached.remove(&dropped) {
                 cached.discard();
             }
         }
@@ -400,6 +415,30 @@ mod tests {
             let starts: Vec<u64> = asked_once(&store, 10).iter().map(|r| r.start).collect();
             assert_eq!(starts, (0..40_000).step_by(4096).collect::<Vec<u64>>());
             assert_eq!(store.asked.lock().unwrap().len(), 10);
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_backwards_holds_no_more_than_the_window_and_the_kept_chunks() {
+        let store = object(100 * 4096);
+        let mut reader = reader(&store, 3).await;
+        let expected = store.bytes.clone();
+        tokio::task::spawn_blocking(move || {
+            // A zip whose directory lists its entries last to first is read this way.
+            for chunk in (0..100usize).rev() {
+                let at = chunk * 4096 + 7;
+                reader.seek(SeekFrom::Start(at as u64)).unwrap();
+                let mut byte = [0u8; 1];
+                reader.read_exact(&mut byte).unwrap();
+                assert_eq!(byte[0], expected[at]);
+                assert!(
+                    reader.cached.len() <= 3 + KEPT,
+                    "{} chunks held at chunk {chunk}",
+                    reader.cached.len()
+                );
+            }
         })
         .await
         .unwrap();
