@@ -1,7 +1,7 @@
 //! A blocking `Read + Seek` view of an object, fetched in ranged reads, so a zip's central
 //! directory and entries can be read where the object lives without downloading it whole.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -30,8 +30,6 @@ pub struct RangedReader {
     /// Other chunks, requested or fetched, by index: a reader going forward rarely waits for
     /// a round trip, and several ranges download at once.
     cached: BTreeMap<u64, Cached>,
-    /// The chunks last put back for later, ahead of the reader (at most [`KEPT`]).
-    kept: VecDeque<u64>,
     /// What [`Self::prefetching`] asked for (start, chunks), until the first read.
     prefetch: Option<(u64, usize)>,
 }
@@ -42,8 +40,19 @@ const KEPT: usize = 2;
 
 struct Cached {
     fetch: Fetch,
-    /// Requested by [`RangedReader::prefetching`]: kept until read, wherever the reader goes.
-    pinned: bool,
+    hold: Hold,
+}
+
+/// Why a chunk other than the current one is held, which decides when it is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Requested by [`RangedReader::prefetching`]: until read, wherever the reader goes.
+    Prefetched,
+    /// Left by a reader going backwards, for when it comes back: until the reader passes it,
+    /// and only the nearest [`KEPT`].
+    Kept,
+    /// In the read-ahead window: until the reader moves the window past it.
+    Ahead,
 }
 
 enum Fetch {
@@ -87,7 +96,6 @@ impl RangedReader {
             chunk: chunk.max(4096),
             read_ahead: 0,
             cached: BTreeMap::new(),
-            kept: VecDeque::new(),
             prefetch: None,
         })
     }
@@ -119,7 +127,7 @@ impl RangedReader {
     }
 
     /// Makes chunk `index` the current one: from the cache if it was requested, else fetched
-    /// now. Then drops what a forward reader has skipped and tops up the read-ahead.
+    /// now. Then drops what is no longer held and tops up the read-ahead.
     fn load(&mut self, index: u64) -> io::Result<()> {
         let fetch = match self.cached.remove(&index) {
             Some(cached) => cached.fetch,
@@ -129,7 +137,7 @@ impl RangedReader {
             let first = start / self.chunk;
             for ahead in first..first + chunks as u64 {
                 if ahead != index {
-                    self.request(ahead, true);
+                    self.request(ahead, Hold::Prefetched);
                 }
             }
         }
@@ -143,28 +151,32 @@ impl RangedReader {
         };
         let previous = std::mem::replace(&mut self.buffer, fetched);
         // A chunk the reader leaves going backwards is kept for when it gets there (a zip's
-        // directory shares its chunk with the last entries); the last [`KEPT`] of them.
+        // directory shares its chunk with the last entries).
         if let Some(ahead) = self.buffer_index.filter(|&previous| previous > index) {
             let cached = Cached {
                 fetch: Fetch::Ready(previous),
-                pinned: false,
+                hold: Hold::Kept,
             };
             self.cached.insert(ahead, cached);
-            if self.kept.len() == KEPT {
-                self.kept.pop_front();
-            }
-            self.kept.push_back(ahead);
         }
         self.buffer_index = Some(index);
 
-        // Memory stays bounded in whatever order the reader goes: besides the prefetched
-        // chunks and those kept, only the read-ahead window stays (a forward reader has
-        // skipped what is behind it; a reader going backwards would otherwise pile up chunks).
+        // Memory stays bounded in whatever order the reader goes: a reader going backwards
+        // would otherwise pile up chunks, one going forward leaves skipped ones behind.
         let window = index + 1..=index + self.read_ahead as u64;
+        let mut kept_ahead = 0;
         let dropped: Vec<u64> = self
             .cached
             .iter()
-            .filter(|(i, cached)| !cached.pinned && !window.contains(i) && !self.kept.contains(i))
+            .filter(|&(&i, cached)| match cached.hold {
+                Hold::Prefetched => false,
+                Hold::Ahead => !window.contains(&i),
+                Hold::Kept if i < index => true,
+                Hold::Kept => {
+                    kept_ahead += 1;
+                    kept_ahead > KEPT
+                }
+            })
             .map(|(&dropped, _)| dropped)
             .collect();
         for dropped in dropped {
@@ -172,17 +184,17 @@ impl RangedReader {
                 cached.discard();
             }
         }
-        for ahead in index + 1..=index + self.read_ahead as u64 {
-            self.request(ahead, false);
+        for ahead in window {
+            self.request(ahead, Hold::Ahead);
         }
         Ok(())
     }
 
     /// Requests chunk `index` unless it is past the end or requested already.
-    fn request(&mut self, index: u64, pinned: bool) {
+    fn request(&mut self, index: u64, hold: Hold) {
         if index * self.chunk < self.size && !self.cached.contains_key(&index) {
             let fetch = Fetch::InFlight(self.spawn_fetch(index));
-            self.cached.insert(index, Cached { fetch, pinned });
+            self.cached.insert(index, Cached { fetch, hold });
         }
     }
 }
@@ -245,7 +257,10 @@ mod tests {
 
     /// One object in memory that records every range asked of it.
     struct Recorded {
+        /// What HEAD reports when the reader opens the object.
         bytes: Bytes,
+        /// What ranges are read from (the same, unless a test replaces the object).
+        served: Mutex<Bytes>,
         asked: Mutex<Vec<Range>>,
     }
 
@@ -282,8 +297,9 @@ mod tests {
             range: Range,
         ) -> Result<Bytes, ObjectStoreError> {
             self.asked.lock().unwrap().push(range.clone());
-            let end = range.end.min(self.bytes.len() as u64) as usize;
-            Ok(self.bytes.slice((range.start as usize).min(end)..end))
+            let served = self.served.lock().unwrap().clone();
+            let end = range.end.min(served.len() as u64) as usize;
+            Ok(served.slice((range.start as usize).min(end)..end))
         }
 
         async fn get(
@@ -304,11 +320,13 @@ mod tests {
     }
 
     fn object(len: usize) -> Arc<Recorded> {
+        let bytes: Bytes = (0..len)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into();
         Arc::new(Recorded {
-            bytes: (0..len)
-                .map(|i| (i % 251) as u8)
-                .collect::<Vec<u8>>()
-                .into(),
+            served: Mutex::new(bytes.clone()),
+            bytes,
             asked: Mutex::new(Vec::new()),
         })
     }
@@ -439,6 +457,29 @@ mod tests {
                     reader.cached.len()
                 );
             }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_that_shrank_after_it_was_opened_is_an_error_not_a_panic() {
+        let store = object(10_000);
+        let mut reader = reader(&store, 2).await;
+        // Replaced by a shorter object between the HEAD and the reads.
+        let shorter = store.bytes.slice(..5_000);
+        *store.served.lock().unwrap() = shorter;
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            let error = reader.read_to_end(&mut all).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+            // What is still there is read; the first missing byte is the error.
+            assert_eq!(all.len(), 5_000);
+            assert!(all == store.bytes[..5_000]);
+            // A seek into what is gone fails the same way.
+            reader.seek(SeekFrom::Start(9_000)).unwrap();
+            let error = reader.read(&mut [0u8; 10]).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
         })
         .await
         .unwrap();
