@@ -33,13 +33,15 @@ bash tests/tools/build-lambdas.sh
 # while holding the directory's lock: after each run's clean-up, uploads became 1.5 to 5 times
 # slower at random (perf: recently_deleted, rwsem_spin_on_owner), whichever client sent them.
 # That measured the filesystem, not the clients. Without a writable /dev/shm it stays on disk.
-if [[ -z "${SLIPWAY_S3S_DATA:-}" && -d /dev/shm && -w /dev/shm ]]; then
-    export SLIPWAY_S3S_DATA="/dev/shm/slipway-bench-s3s-$$"
+shm_dir=
+if [[ -z "${SLIPWAY_S3S_DIR:-}" && -d /dev/shm && -w /dev/shm ]]; then
+    shm_dir="$(mktemp -d /dev/shm/slipway-bench.XXXXXX)"
+    export SLIPWAY_S3S_DIR="$shm_dir"
 fi
 started=
 cleanup() {
     if [[ -n "$started" ]]; then bash tests/tools/emulators.sh stop || true; fi
-    if [[ "${SLIPWAY_S3S_DATA:-}" == /dev/shm/slipway-bench-s3s-* ]]; then rm -rf "$SLIPWAY_S3S_DATA"; fi
+    if [[ -n "$shm_dir" ]]; then rm -rf "$shm_dir"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -6,16 +6,16 @@
 #   bash tests/tools/emulators.sh start   # prints `export SLIPWAY_TEST_MOTO_URL=… …`; eval it
 #   bash tests/tools/emulators.sh stop    # ends exactly the processes `start` recorded
 #
-# PIDs, URLs, logs and s3s-fs's (fresh) data directory live in .tools/run/; SLIPWAY_S3S_DATA
-# puts the data directory elsewhere (the benchmarks keep it on a tmpfs). Install the emulators
-# first with tests/tools/install.sh.
+# PIDs, URLs, logs and s3s-fs's (fresh) data directory, s3s-data/, live in .tools/run/;
+# SLIPWAY_S3S_DIR puts s3s-data/ in another folder (the benchmarks use a tmpfs). Only that
+# folder's s3s-data/ is ever removed. Install the emulators first with tests/tools/install.sh.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 run="$root/.tools/run"
 moto_bin="$root/.tools/venv/bin/moto_server"
 s3s_bin="$root/.tools/cargo/bin/s3s-fs"
-s3s_data="${SLIPWAY_S3S_DATA:-$run/s3s-data}"
+s3s_data="${SLIPWAY_S3S_DIR:-$run}/s3s-data"
 ready_seconds="${SLIPWAY_EMULATOR_READY_SECONDS:-20}"
 names=(moto s3s)
 
