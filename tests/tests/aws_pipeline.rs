@@ -88,7 +88,7 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
             routing: RoutingFlags::default(),
             retain: Site::DEFAULT_RETAIN,
             created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
+            production: None,
             repo: None,
         })
         .await

@@ -184,6 +184,7 @@ fn bad_names_unknown_sites_and_ids_get_clear_errors() {
         // ...and the API refuses with a JSON 400 for any other client.
         let response = client
             .post(format!("{}/sites", dev.api_url))
+            .header("content-type", "application/json")
             .body(serde_json::json!({ "name": bad }).to_string())
             .send()
             .unwrap();
@@ -244,6 +245,7 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
     check(
         client
             .post(format!("{api}/sites"))
+            .header("content-type", "application/json")
             .body("{not json")
             .send()
             .unwrap(),
@@ -253,6 +255,7 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
     check(
         client
             .post(format!("{api}/sites"))
+            .header("content-type", "application/json")
             .body(r#"{"name":"x","bogus":1}"#)
             .send()
             .unwrap(),
@@ -262,6 +265,7 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
     check(
         client
             .post(format!("{api}/sites"))
+            .header("content-type", "application/json")
             .body(vec![b' '; 100 * 1024])
             .send()
             .unwrap(),
@@ -290,6 +294,7 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
     // Uploads: only to a deployment that awaits one, once, and within the size limit.
     let created: Value = client
         .post(format!("{api}/sites/docs/deployments"))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .unwrap()
@@ -301,7 +306,8 @@ fn the_api_answers_malformed_and_oversized_requests_with_json_4xx() {
     let mut stream = std::net::TcpStream::connect(api.trim_start_matches("http://")).unwrap();
     write!(
         stream,
-        "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        api.trim_start_matches("http://"),
         9 * 1024 * 1024
     )
     .unwrap();

@@ -10,13 +10,17 @@
 //! - the control-plane API requires IAM on every route but the GitHub webhook's, which is the
 //!   path `slipway dev` serves too;
 //! - every `SLIPWAY_*` variable the stack sets is one the code reads, and each function gets
-//!   the ones its configuration requires.
+//!   the ones its configuration requires;
+//! - the housekeeping function runs on a schedule and on every deploy-site execution that ends
+//!   without succeeding, may do what MarkFailed may, and waits longer than any deploy can run
+//!   before it calls a deployment interrupted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
+use slipway_core::housekeeping::{ExecutionEnd, IN_FLIGHT_LIMIT, UPLOAD_WINDOW};
 use slipway_core::steps::StepError;
 
 fn repo() -> PathBuf {
@@ -362,7 +366,7 @@ fn every_variable_the_stack_sets_is_one_the_code_reads() {
             assert!(set.contains(name), "{binary} needs {name}");
         }
     }
-    // The GitHub token reaches exactly the steps that send commit statuses or read commits.
+    // The GitHub token reaches exactly the functions that send commit statuses or read commits.
     let with_token: BTreeSet<&str> = functions
         .iter()
         .filter(|(_, f)| variables(&template, f).contains("SLIPWAY_GITHUB_TOKEN"))
@@ -370,6 +374,251 @@ fn every_variable_the_stack_sets_is_one_the_code_reads() {
         .collect();
     assert_eq!(
         with_token,
-        BTreeSet::from(["activate", "mark-failed", "prepare"])
+        BTreeSet::from(["activate", "housekeeping", "mark-failed", "prepare"])
     );
+}
+
+/// The stack's function that runs `binary`.
+fn function_running<'a>(template: &'a Yaml, binary: &str) -> &'a Yaml {
+    stack_functions(template)
+        .remove(binary)
+        .unwrap_or_else(|| panic!("no function runs {binary}"))
+}
+
+/// A function's events of one SAM event type.
+fn events_of<'a>(function: &'a Yaml, kind: &str) -> Vec<&'a Yaml> {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|events| events.values())
+        .filter(|event| event["Type"] == kind)
+        .collect()
+}
+
+/// `rate(5 minutes)`, `rate(1 hour)` → seconds.
+fn rate_seconds(expression: &str) -> u64 {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|e| e.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{expression} is not a rate expression"));
+    let (count, unit) = inner.split_once(' ').unwrap();
+    let count: u64 = count.parse().unwrap();
+    count
+        * match unit.trim_end_matches('s') {
+            "minute" => 60,
+            "hour" => 3600,
+            "day" => 86_400,
+            other => panic!("unit {other}"),
+        }
+}
+
+#[test]
+fn housekeeping_runs_on_a_schedule_and_on_every_execution_that_ends_badly() {
+    let template = template();
+    let function = function_running(&template, "housekeeping");
+
+    let schedules = events_of(function, "Schedule");
+    assert_eq!(schedules.len(), 1, "one schedule");
+    let period = rate_seconds(schedules[0]["Properties"]["Schedule"].as_str().unwrap());
+    // An abandoned upload is failed within a period of its window.
+    assert!(period <= UPLOAD_WINDOW.whole_seconds() as u64, "{period}s");
+
+    let rules = events_of(function, "EventBridgeRule");
+    assert_eq!(rules.len(), 1, "one rule for ended executions");
+    let pattern = &rules[0]["Properties"]["Pattern"];
+    assert_eq!(pattern["source"], Yaml::from(vec!["aws.states"]));
+    let handler =
+        std::fs::read_to_string(repo().join("functions/housekeeping/src/event.rs")).unwrap();
+    let detail_type = pattern["detail-type"][0].as_str().unwrap();
+    assert_eq!(pattern["detail-type"].as_sequence().unwrap().len(), 1);
+    assert!(
+        handler.contains(&format!("{detail_type:?}")),
+        "the handler must know {detail_type:?}"
+    );
+    // Only the stack's own state machine, and every status that leaves a run unfinished.
+    let machines = pattern["detail"]["stateMachineArn"].as_sequence().unwrap();
+    let logical = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Type"] == "AWS::Serverless::StateMachine")
+        .map(|(name, _)| name.as_str().unwrap())
+        .unwrap();
+    assert_eq!(machines.len(), 1);
+    assert_eq!(intrinsic(&machines[0], "Ref"), Some(logical));
+    let statuses: BTreeSet<&str> = pattern["detail"]["status"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let ends: BTreeSet<&str> = ExecutionEnd::ALL.iter().map(|e| e.as_str()).collect();
+    assert_eq!(statuses, ends);
+}
+
+/// A role's statements other than its log group's, as (action, resource) pairs.
+fn grants(role: &Yaml) -> Vec<(String, Yaml)> {
+    let mut grants = Vec::new();
+    for policy in role["Properties"]["Policies"].as_sequence().unwrap() {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            if statement["Sid"] == "Logs" {
+                continue;
+            }
+            assert_eq!(statement["Effect"], "Allow");
+            let one_or_many = |value: &Yaml| match value.as_sequence() {
+                Some(list) => list.clone(),
+                None => vec![value.clone()],
+            };
+            for action in one_or_many(&statement["Action"]) {
+                for resource in one_or_many(&statement["Resource"]) {
+                    grants.push((action.as_str().unwrap().to_owned(), resource));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The logical id of the role `binary`'s function runs with.
+fn role_of<'a>(template: &'a Yaml, binary: &str) -> &'a Yaml {
+    let function = function_running(template, binary);
+    let role = get_att_target(&function["Properties"]["Role"])
+        .unwrap_or_else(|| panic!("{binary}'s Role must be !GetAtt <Role>.Arn"));
+    &template["Resources"][role.as_str()]
+}
+
+#[test]
+fn housekeeping_may_do_what_markfailed_may_and_look_for_uploads() {
+    // Both fail deployments with the very mark_failed; housekeeping also heads sources.
+    let template = template();
+    let housekeeping = grants(role_of(&template, "housekeeping"));
+    for grant in grants(role_of(&template, "mark-failed")) {
+        assert!(
+            housekeeping.contains(&grant),
+            "housekeeping lacks {grant:?}, which MarkFailed has"
+        );
+    }
+    let heads = |prefix: &str| {
+        housekeeping.iter().any(|(action, resource)| {
+            action == "s3:GetObject"
+                && intrinsic(resource, "Sub")
+                    == Some(format!("${{SourceBucket.Arn}}/{prefix}/*").as_str())
+        })
+    };
+    assert!(heads("uploads") && heads("sites"));
+    assert!(housekeeping
+        .iter()
+        .any(|(action, resource)| action == "s3:ListBucket"
+            && get_att_target(resource).as_deref() == Some("SourceBucket")));
+    // It starts, stops and describes nothing: the events carry what it needs.
+    assert!(
+        housekeeping
+            .iter()
+            .all(|(action, _)| !action.starts_with("states:")),
+        "{housekeeping:?}"
+    );
+}
+
+/// A number of minutes a template value allows: a number, the largest branch of an `!If`, or
+/// `unset` where a branch is `!Ref AWS::NoValue` (the service's default applies).
+fn minutes(value: &Yaml, unset: u64) -> u64 {
+    match value {
+        Yaml::Number(n) => n.as_u64().unwrap(),
+        Yaml::Tagged(tagged) if tagged.tag == "If" => {
+            let branches = tagged.value.as_sequence().unwrap();
+            branches[1..]
+                .iter()
+                .map(|b| minutes(b, unset))
+                .max()
+                .unwrap()
+        }
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" && tagged.value == "AWS::NoValue" => unset,
+        Yaml::Null => unset,
+        other => panic!("not a number of minutes: {other:?}"),
+    }
+}
+
+/// The longest a task state can hold a deployment, in seconds: every attempt its retriers
+/// allow, each up to `attempt` seconds, and the longest wait before each retry.
+fn task_bound(state: &Value, attempt: u64, retried_after_full_attempt: bool) -> u64 {
+    let attempt = state["TimeoutSeconds"]
+        .as_u64()
+        .map_or(attempt, |t| t.min(attempt));
+    let mut total = attempt;
+    for retrier in state["Retry"].as_array().into_iter().flatten() {
+        let retries = retrier["MaxAttempts"].as_u64().unwrap_or(3);
+        let interval = retrier["IntervalSeconds"].as_f64().unwrap_or(1.0);
+        let rate = retrier["BackoffRate"].as_f64().unwrap_or(2.0);
+        for k in 0..retries {
+            let backoff = (interval * rate.powi(k as i32)).ceil() as u64;
+            let delay = retrier["MaxDelaySeconds"]
+                .as_u64()
+                .map_or(backoff, |max| max.min(backoff));
+            total += delay
+                + if retried_after_full_attempt {
+                    attempt
+                } else {
+                    0
+                };
+        }
+    }
+    total
+}
+
+#[test]
+fn housekeeping_waits_longer_than_any_deploy_can_run() {
+    let (_, def) = definition();
+    let template = template();
+    let resources = &template["Resources"];
+    let substitutions = &state_machine(&template)["Properties"]["DefinitionSubstitutions"];
+    let states = def["States"].as_object().unwrap();
+    // Once Activate succeeded the deployment is finished: what follows holds nothing in flight.
+    let mut after_activate = BTreeSet::new();
+    let mut next = states["Activate"]["Next"].as_str();
+    while let Some(name) = next {
+        after_activate.insert(name);
+        next = states[name]["Next"].as_str();
+    }
+    assert!(after_activate.contains("Prune"), "{after_activate:?}");
+
+    let default_timeout = template["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    let mut steps = 0;
+    let mut longest_build = 0;
+    for (name, state) in states {
+        if state["Type"] != "Task" || after_activate.contains(name.as_str()) {
+            continue;
+        }
+        let resource = state["Resource"].as_str().unwrap();
+        if resource == "arn:aws:states:::codebuild:startBuild.sync" {
+            // The build's own limit plus its queue's: where the project sets none (Lambda
+            // compute), CodeBuild's defaults, 60 minutes and 8 hours, are taken. The retried
+            // CodeBuild errors are StartBuild's, raised before a build runs.
+            let project = &resources["BuildProject"]["Properties"];
+            let limit = 60
+                * (minutes(&project["TimeoutInMinutes"], 60)
+                    + minutes(&project["QueuedTimeoutInMinutes"], 480));
+            longest_build = longest_build.max(task_bound(state, limit, false));
+        } else {
+            let variable = resource
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .unwrap();
+            let logical = get_att_target(&substitutions[variable]).unwrap();
+            let timeout = resources[logical.as_str()]["Properties"]["Timeout"]
+                .as_u64()
+                .unwrap_or(default_timeout);
+            // A retried error may come at the very end of an attempt.
+            steps += task_bound(state, timeout, true);
+        }
+    }
+    let schedules = events_of(function_running(&template, "housekeeping"), "Schedule");
+    let period = rate_seconds(schedules[0]["Properties"]["Schedule"].as_str().unwrap());
+    // A deployment leaves queued within the upload window (and a sweep's period), or is failed.
+    let longest = UPLOAD_WINDOW.whole_seconds() as u64 + period + steps + longest_build;
+    assert!(
+        longest < IN_FLIGHT_LIMIT.whole_seconds() as u64,
+        "a deploy may stay in flight {longest}s, past housekeeping's {IN_FLIGHT_LIMIT}"
+    );
+    // Sanity: the sum counts the build and the Lambda steps (about 11.6 hours today).
+    assert!(longest > 8 * 3600, "{longest}s");
 }

@@ -202,6 +202,7 @@ fn one_state_directory_serves_one_dev_server_and_abandoned_uploads_expire() {
     // A deployment whose upload never comes (the client died after creating it).
     let created: serde_json::Value = reqwest::blocking::Client::new()
         .post(format!("{}/sites/docs/deployments", dev.api_url))
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .unwrap()

@@ -473,6 +473,16 @@ fn the_document_lists_exactly_the_routes_the_router_serves() {
 }
 
 #[test]
+fn every_deployment_status_of_the_model_is_documented() {
+    let doc = ApiDoc::load();
+    let schema = format!("{DOC_URI}#/components/schemas/DeploymentStatus");
+    for status in slipway_core::model::DeploymentStatus::ALL {
+        doc.validate(&schema, &json!(status.as_str())).unwrap();
+    }
+    assert!(doc.validate(&schema, &json!("paused")).is_err());
+}
+
+#[test]
 fn the_schemas_reject_what_the_api_never_sends() {
     let doc = ApiDoc::load();
     let schema = |name: &str| format!("{DOC_URI}#/components/schemas/{name}");

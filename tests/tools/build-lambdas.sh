@@ -12,8 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# Every Lambda function crate; each builds one `bootstrap` for infra/template.yaml.
-lambda_functions=(source-trigger prepare publish activate prune mark-failed api github-webhook)
+# Every Lambda function crate, by its binary; each builds one `bootstrap` for
+# infra/template.yaml. A crate whose package is named otherwise says so in package_of.
+lambda_functions=(source-trigger prepare publish activate prune mark-failed api github-webhook housekeeping)
+declare -A package_of=([housekeeping]=slipway-housekeeping)
 
 lambda_target=aarch64-unknown-linux-gnu
 lambda_config=cargo-lambda.toml
@@ -26,7 +28,7 @@ if [[ ! -d "$(rustc --print sysroot)/lib/rustlib/$lambda_target" ]]; then
 fi
 echo "cargo lambda build --release for $lambda_target"
 packages=()
-for function in "${lambda_functions[@]}"; do packages+=(--package "$function"); done
+for function in "${lambda_functions[@]}"; do packages+=(--package "${package_of[$function]:-$function}"); done
 PATH="$PWD/.tools/venv/bin:$PATH" CARGO_LAMBDA_GLOBAL="$lambda_config" \
     cargo lambda build --release --locked "${packages[@]}"
 case "$lambda_target" in

@@ -4,6 +4,8 @@
 #                              schemathesis (st, which fuzzes slipway dev against infra/api/openapi.yaml)
 #   tests/tools/node_modules   asl-validator
 #   .tools/cargo/bin/s3s-fs    the S3 emulator that checks SigV4 signatures
+#   rclone                     from the system's apt (Debian's package), when it is not on PATH:
+#                              a baseline of the Publish benchmark (scenario 1)
 # and, when rustup can fetch it, the aarch64 standard library the Lambda functions build for.
 # Idempotent: a step is skipped while its stamp (in .tools/stamps, keyed by the pinned versions)
 # matches and its tool is there, so a warm run takes a second.
@@ -68,6 +70,39 @@ install_s3s_fs() {
         --features binary --root "$tools/cargo"
 }
 
+# rclone is a system package (Debian's), installed only when no rclone is on PATH. Without it
+# the benchmarks' scenario 1, which the test command runs, cannot run: so this fails, clearly.
+install_rclone() {
+    if command -v rclone >/dev/null; then
+        say "rclone: installed ($(rclone version 2>/dev/null | head -n 1))"
+        return
+    fi
+    local as_root=()
+    if ((EUID != 0)) && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        as_root=(sudo -n)
+    fi
+    if ! command -v apt-get >/dev/null || ((EUID != 0 && ${#as_root[@]} == 0)); then
+        say "error: rclone is missing, and apt-get cannot install it here (no apt-get, or" \
+            "neither root nor password-less sudo). Install rclone (Debian: apt-get install" \
+            "rclone; elsewhere https://rclone.org/install/) and run again: the benchmarks use it."
+        return 1
+    fi
+    local apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq
+        -o DPkg::Lock::Timeout=300)
+    say "apt-get install rclone"
+    # Without package lists (a fresh image) or with stale ones, the install fails: then fetch
+    # them and try again.
+    if ! "${apt[@]}" install -y --no-install-recommends rclone >/dev/null; then
+        say "apt-get update, then install rclone again"
+        "${apt[@]}" update >/dev/null
+        "${apt[@]}" install -y --no-install-recommends rclone >/dev/null
+    fi
+    if ! command -v rclone >/dev/null; then
+        say "error: apt-get installed rclone, yet there is no rclone on PATH ($PATH)"
+        return 1
+    fi
+}
+
 # Best effort: without it the Lambda build falls back to x86_64 (see tests/run-all.sh).
 install_lambda_target() {
     if [[ -d "$(rustc --print sysroot)/lib/rustlib/$LAMBDA_TARGET" ]]; then
@@ -85,4 +120,5 @@ mkdir -p "$tools"
 install_python_tools
 install_node_tools
 install_s3s_fs
+install_rclone
 install_lambda_target

@@ -55,7 +55,7 @@ mod tests {
             Some(format!("docs/{}", second.id))
         );
         let site_now = stores.state.get_site(&site).await.unwrap();
-        assert_eq!(site_now.live_deployment, Some(second.id));
+        assert_eq!(site_now.live_deployment(), Some(second.id));
         let first_now = stores.state.get_deployment(&site, &first.id).await.unwrap();
         assert_eq!(first_now.status, DeploymentStatus::Superseded);
     }

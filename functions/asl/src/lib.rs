@@ -2,6 +2,10 @@
 //! specification for the states slipway uses: Task, Choice, Pass, Wait, Succeed and Fail
 //! (Parallel and Map are rejected when parsing).
 //!
+//! It knows nothing of slipway (it depends on no slipway crate) and nothing of AWS: what a
+//! Task does is up to the caller's [`TaskInvoker`]. `slipway-local` runs
+//! `statemachines/deploy-site.asl.json` with it, mapping each resource to a step handler.
+//!
 //! ```no_run
 //! # async fn run(invoker: &dyn slipway_asl::TaskInvoker) -> Result<(), Box<dyn std::error::Error>> {
 //! use slipway_asl::{execute, ExecutionMeta, NoopObserver, StateMachine};

@@ -12,9 +12,9 @@
 //!
 //! | item | PK | SK | GSI1PK | GSI1SK | other attributes |
 //! | --- | --- | --- | --- | --- | --- |
-//! | site | `SITE#{site}` | `META` | `SITES` | `{site}` | the [`Site`] fields |
+//! | site | `SITE#{site}` | `META` | `SITES` | `{site}` | the [`SiteRecord`] fields |
 //! | deployment | `SITE#{site}` | `DEP#{id}` | `DEP#{id}` | `SITE#{site}` | the [`Deployment`] fields |
-//! | preview | `SITE#{site}` | `PREVIEW#{target}` | | | the [`Preview`] fields |
+//! | preview | `SITE#{site}` | `PREVIEW#{target}` | | | the [`PreviewRecord`] fields |
 //! | log counter | `LOG#{id}` | `SEQ` | | | `last_seq` (N) |
 //! | log line | `LOG#{id}` | `LINE#{seq:020}` | | | the [`LogLine`] fields: `seq` (N), `at` (S), `line` (S) |
 //! | webhook delivery | `HOOK#{delivery}` | `DELIVERY` | | | `expires_at` (N, epoch seconds) |
@@ -33,11 +33,12 @@
 //! # Concurrency
 //!
 //! Every write is conditional. [`StateStore::transition`] writes first, conditioned on the
-//! current status being one the lifecycle allows a move from. Activate, production routing,
-//! preview removal and delete read, decide and write one transaction conditioned on
-//! everything they read (each deployment's `status` and `updated_at`, the site's
-//! `live_deployment`, the preview's `live_deployment`, `removed_at` and `updated_at`, or its
-//! absence); a cancelled transaction means something changed, so they read and decide again,
+//! current status being one the lifecycle allows a move from. The lifecycle's decisions
+//! (activate, production routing, preview removal, delete: [`slipway_core::decisions`]) are
+//! made by core from the records [`StateStore::commit`] reads, and written as one transaction
+//! conditioned on everything read (each deployment's `status` and `updated_at`, the site's
+//! traffic attributes, the preview's `live_deployment`, `removed_at` and `updated_at`, or its
+//! absence); a cancelled transaction means something changed, so it reads and decides again,
 //! up to [`MAX_ATTEMPTS`] times. Log lines go in with the counter in one conditional
 //! transaction (not a counter bump and a BatchWriteItem, which lands items in any order), so
 //! a reader following with `read_log(after)` never skips a line that lands late. Deleting a
@@ -65,11 +66,11 @@ use aws_smithy_types::error::operation::BuildError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
-use slipway_core::model::{Deployment, DeploymentStatus, Preview, Site};
+use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, Step};
+use slipway_core::model::{Deployment, DeploymentStatus, LifecycleError, Preview, Site};
 use slipway_core::names::{DeploymentId, SiteName, TargetName};
-use slipway_core::ports::{
-    ActivateOutcome, BoxError, DeploymentPatch, Displaced, LogLine, StateError, StateStore,
-};
+use slipway_core::ports::{BoxError, DeploymentPatch, LogLine, StateError, StateStore};
+use slipway_core::records::{PreviewRecord, SiteRecord, TrafficRecord};
 use time::OffsetDateTime;
 
 use crate::config;
@@ -303,7 +304,7 @@ fn from_item<T: DeserializeOwned>(mut item: Item) -> Result<T, StateError> {
 }
 
 fn site_item(site: &Site) -> Result<Item, StateError> {
-    let mut item = to_item(site)?;
+    let mut item = to_item(&SiteRecord::from(site))?;
     item.extend(site_key(&site.name));
     item.insert(GSI1_PARTITION_KEY.to_owned(), s(SITES_GSI1PK));
     item.insert(GSI1_SORT_KEY.to_owned(), s(site.name.as_str()));
@@ -322,7 +323,7 @@ fn deployment_item(deployment: &Deployment) -> Result<Item, StateError> {
 }
 
 fn preview_item(preview: &Preview) -> Result<Item, StateError> {
-    let mut item = to_item(preview)?;
+    let mut item = to_item(&PreviewRecord::from(preview))?;
     item.extend(preview_key(&preview.site, &preview.target));
     Ok(item)
 }
@@ -381,31 +382,24 @@ impl Placeholders {
     }
 
     /// The deployment is exactly as it was read: same status, no write since.
-    fn unchanged(&mut self, current: &Current) -> String {
+    fn unchanged(&mut self, deployment: &Deployment, stamp: &AttributeValue) -> String {
         let status = self.name(STATUS);
-        let status_value = self.value(s(current.deployment.status.as_str()));
+        let status_value = self.value(s(deployment.status.as_str()));
         let updated = self.name(UPDATED_AT);
-        let updated_value = self.value(current.stamp.clone());
+        let updated_value = self.value(stamp.clone());
         format!("{status} = {status_value} AND {updated} = {updated_value}")
     }
 
-    fn live_is(&mut self, live: Option<&DeploymentId>) -> String {
-        let name = self.name(LIVE_DEPLOYMENT);
-        match live {
-            Some(id) => format!("{name} = {}", self.value(s(id.to_string()))),
-            None => format!("attribute_not_exists({name})"),
-        }
-    }
-
-    /// The preview item is exactly as it was read, or still missing when it was.
-    fn preview_is(&mut self, read: Option<&CurrentPreview>) -> String {
-        let Some(read) = read else {
+    /// The item exists and each of `names` is as stored in `stamps` (or still absent); a
+    /// missing item when `stamps` is None.
+    fn stamps_are(&mut self, names: &[&str], stamps: Option<&Item>) -> String {
+        let Some(stamps) = stamps else {
             return self.not_exists();
         };
         let mut conditions = vec![self.exists()];
-        for attribute in PREVIEW_STAMPS {
+        for attribute in names {
             let name = self.name(attribute);
-            conditions.push(match read.stamps.get(attribute) {
+            conditions.push(match stamps.get(*attribute) {
                 Some(value) => format!("{name} = {}", self.value(value.clone())),
                 None => format!("attribute_not_exists({name})"),
             });
@@ -429,6 +423,22 @@ impl Placeholders {
             .collect();
         format!("SET {}", assignments.join(", "))
     }
+
+    /// `SET a = :x REMOVE b`: `names` take the values `fields` has for them, the rest go.
+    fn set_or_remove(&mut self, names: &[&str], mut fields: Item) -> String {
+        let (set, removed): (Vec<&str>, Vec<&str>) =
+            names.iter().partition(|name| fields.contains_key(**name));
+        let set: Vec<(String, AttributeValue)> = set
+            .into_iter()
+            .filter_map(|name| Some((name.to_owned(), fields.remove(name)?)))
+            .collect();
+        let removed: Vec<String> = removed.into_iter().map(|name| self.name(name)).collect();
+        match (set.is_empty(), removed.is_empty()) {
+            (false, true) => self.set(set),
+            (true, _) => format!("REMOVE {}", removed.join(", ")),
+            (false, false) => format!("{} REMOVE {}", self.set(set), removed.join(", ")),
+        }
+    }
 }
 
 /// A deployment as read, with the stored `updated_at` every later write of it is
@@ -442,72 +452,19 @@ struct Current {
 /// from, and `updated_at`, which every write sets.
 const PREVIEW_STAMPS: [&str; 3] = [LIVE_DEPLOYMENT, REMOVED_AT, UPDATED_AT];
 
-/// Where a target records what it serves, as Activate read it: the site's `live_deployment`
-/// for production, the preview's record (or its absence) for a preview.
-enum Pointer {
-    Site(Option<DeploymentId>),
-    Preview(Box<PreviewPointer>),
-}
-
-struct PreviewPointer {
-    /// None when the record is missing.
-    read: Option<CurrentPreview>,
-    /// The record as read, or the one Activate creates.
-    record: Preview,
-}
-
-impl Pointer {
-    fn live(&self) -> Option<DeploymentId> {
-        match self {
-            Pointer::Site(live) => *live,
-            Pointer::Preview(preview) => preview.record.live_deployment,
-        }
-    }
-
-    fn accepts(&self, id: &DeploymentId) -> bool {
-        match self {
-            Pointer::Site(_) => true,
-            Pointer::Preview(preview) => preview.record.accepts(id),
-        }
-    }
-}
-
 /// A preview as read, with its [`PREVIEW_STAMPS`] as stored.
 struct CurrentPreview {
     preview: Preview,
     stamps: Item,
 }
 
-fn check_move(deployment: &Deployment, to: DeploymentStatus) -> Result<(), StateError> {
-    if deployment.status.can_move_to(to) {
-        return Ok(());
-    }
-    Err(StateError::InvalidTransition {
-        id: deployment.id,
-        from: deployment.status,
-        to,
-    })
-}
-
-/// Whether a move stamps `activated_at`: only becoming production's live deployment does,
-/// since that is what rollback goes back to.
-fn stamps_activation(target: &TargetName, to: DeploymentStatus) -> bool {
-    to == DeploymentStatus::Live && target.is_production()
-}
-
-/// The lifecycle's move, exactly as the embedded store makes it.
-fn apply_move(
-    deployment: &mut Deployment,
-    to: DeploymentStatus,
-    now: OffsetDateTime,
-) -> Result<(), StateError> {
-    check_move(deployment, to)?;
-    deployment.status = to;
-    deployment.updated_at = now;
-    if stamps_activation(&deployment.target, to) {
-        deployment.activated_at = Some(now);
-    }
-    Ok(())
+/// The stored values a decision's writes are conditioned on, one per record it read.
+struct Stamps {
+    /// The site's traffic attributes ([`TrafficRecord::ATTRIBUTES`]) as stored.
+    site: Item,
+    deployments: HashMap<DeploymentId, AttributeValue>,
+    /// None for a preview that was missing.
+    previews: HashMap<TargetName, Option<Item>>,
 }
 
 /// The attributes a status move writes; `activated_at` too when `activation` says so.
@@ -619,10 +576,19 @@ impl DynamoState {
     }
 
     async fn load_site(&self, name: &SiteName) -> Result<Site, StateError> {
-        match self.get_item(site_key(name)).await? {
-            Some(item) => from_item(item),
-            None => Err(StateError::SiteNotFound(name.clone())),
-        }
+        Ok(self.load_site_stamped(name).await?.0)
+    }
+
+    /// The site, with its traffic attributes as stored.
+    async fn load_site_stamped(&self, name: &SiteName) -> Result<(Site, Item), StateError> {
+        let Some(item) = self.get_item(site_key(name)).await? else {
+            return Err(StateError::SiteNotFound(name.clone()));
+        };
+        let stamps = TrafficRecord::ATTRIBUTES
+            .iter()
+            .filter_map(|name| Some(((*name).to_owned(), item.get(*name)?.clone())))
+            .collect();
+        Ok((from_item::<SiteRecord>(item)?.into(), stamps))
     }
 
     /// A deployment of `site`; a missing one is SiteNotFound when the site is missing too.
@@ -658,7 +624,7 @@ impl DynamoState {
             .filter_map(|name| Some(((*name).to_owned(), item.get(*name)?.clone())))
             .collect();
         Ok(Some(CurrentPreview {
-            preview: from_item(item)?,
+            preview: from_item::<PreviewRecord>(item)?.into(),
             stamps,
         }))
     }
@@ -747,87 +713,60 @@ impl DynamoState {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    /// An update of `current`'s item to `to`, conditioned on it being unchanged since read.
-    fn move_item(
+    /// The transaction that applies `plan`: each record of the snapshot is written, deleted
+    /// or checked, conditional on being as read.
+    fn plan_items(
         &self,
-        current: &Current,
-        to: DeploymentStatus,
-        now: OffsetDateTime,
-    ) -> Result<TransactWriteItem, StateError> {
-        let d = &current.deployment;
+        snapshot: &Snapshot,
+        stamps: &Stamps,
+        plan: &Plan,
+    ) -> Result<Vec<TransactWriteItem>, StateError> {
+        let site = &snapshot.site.name;
+        let mut items = Vec::new();
         let mut p = Placeholders::default();
-        let update = p.set(move_fields(to, now, stamps_activation(&d.target, to))?);
-        let condition = p.unchanged(current);
-        self.update_item(deployment_key(&d.site, &d.id), &p, update, condition)
-    }
-
-    /// Stamps `current`'s item as production's newest route without moving its status (a
-    /// promoted preview deployment), conditioned on it being unchanged since read.
-    fn promote_item(
-        &self,
-        current: &Current,
-        now: OffsetDateTime,
-    ) -> Result<TransactWriteItem, StateError> {
-        let d = &current.deployment;
-        let mut p = Placeholders::default();
-        let update = p.set(vec![
-            (ACTIVATED_AT.to_owned(), timestamp(now)?),
-            (UPDATED_AT.to_owned(), timestamp(now)?),
-        ]);
-        let condition = p.unchanged(current);
-        self.update_item(deployment_key(&d.site, &d.id), &p, update, condition)
-    }
-
-    /// Writes the whole preview record, conditioned on it being as `read` (or still missing).
-    fn save_preview_item(
-        &self,
-        preview: &Preview,
-        read: Option<&CurrentPreview>,
-    ) -> Result<TransactWriteItem, StateError> {
-        let mut p = Placeholders::default();
-        let condition = p.preview_is(read);
-        self.put_item(preview_item(preview)?, &p, condition)
-    }
-
-    /// A check that `current`'s item is unchanged since read.
-    fn unchanged_item(&self, current: &Current) -> Result<TransactWriteItem, StateError> {
-        let mut p = Placeholders::default();
-        let condition = p.unchanged(current);
-        let d = &current.deployment;
-        self.check_item(deployment_key(&d.site, &d.id), &p, condition)
-    }
-
-    /// Points the site at `to`, conditioned on it still pointing where it did when read.
-    fn set_live_item(
-        &self,
-        site: &SiteName,
-        read: Option<&DeploymentId>,
-        to: &DeploymentId,
-    ) -> Result<TransactWriteItem, StateError> {
-        let mut p = Placeholders::default();
-        let update = p.set(vec![(LIVE_DEPLOYMENT.to_owned(), s(to.to_string()))]);
-        let condition = format!("{} AND {}", p.exists(), p.live_is(read));
-        self.update_item(site_key(site), &p, update, condition)
-    }
-
-    /// A check that the target's pointer is as read.
-    fn pointer_check_item(
-        &self,
-        site: &SiteName,
-        target: &TargetName,
-        pointer: &Pointer,
-    ) -> Result<TransactWriteItem, StateError> {
-        let mut p = Placeholders::default();
-        match pointer {
-            Pointer::Site(live) => {
-                let condition = format!("{} AND {}", p.exists(), p.live_is(live.as_ref()));
-                self.check_item(site_key(site), &p, condition)
+        let condition = p.stamps_are(&TrafficRecord::ATTRIBUTES, Some(&stamps.site));
+        items.push(match &plan.site {
+            Some(written) => {
+                let traffic = to_item(&TrafficRecord::from(written.production))?;
+                let update = p.set_or_remove(&TrafficRecord::ATTRIBUTES, traffic);
+                self.update_item(site_key(site), &p, update, condition)?
             }
-            Pointer::Preview(preview) => {
-                let condition = p.preview_is(preview.read.as_ref());
-                self.check_item(preview_key(site, target), &p, condition)
-            }
+            None => self.check_item(site_key(site), &p, condition)?,
+        });
+        for (id, read) in &snapshot.deployments {
+            let stamp = stamps
+                .deployments
+                .get(id)
+                .ok_or(StateError::DeploymentNotFound(*id))?;
+            let mut p = Placeholders::default();
+            let condition = p.unchanged(read, stamp);
+            let written = plan.deployments.iter().find(|d| d.id == *id);
+            items.push(if plan.deletes.contains(id) {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(deployment_key(site, id)))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(p.names())
+                    .set_expression_attribute_values(p.values())
+                    .build()
+                    .map_err(build_failed)?;
+                TransactWriteItem::builder().delete(delete).build()
+            } else if let Some(written) = written {
+                self.put_item(deployment_item(written)?, &p, condition)?
+            } else {
+                self.check_item(deployment_key(site, id), &p, condition)?
+            });
         }
+        for target in snapshot.previews.keys() {
+            let read = stamps.previews.get(target).and_then(Option::as_ref);
+            let mut p = Placeholders::default();
+            let condition = p.stamps_are(&PREVIEW_STAMPS, read);
+            items.push(match plan.previews.iter().find(|w| &w.target == target) {
+                Some(written) => self.put_item(preview_item(written)?, &p, condition)?,
+                None => self.check_item(preview_key(site, target), &p, condition)?,
+            });
+        }
+        Ok(items)
     }
 
     fn contended(operation: &'static str) -> StateError {
@@ -1020,7 +959,7 @@ impl StateStore for DynamoState {
         )
         .await?
         .into_iter()
-        .map(from_item)
+        .map(|item| from_item::<SiteRecord>(item).map(Site::from))
         .collect()
     }
 
@@ -1121,11 +1060,12 @@ impl StateStore for DynamoState {
         if sources.is_empty() {
             // Nothing moves to this status: name the refusal from the stored status.
             let current = self.load_deployment(site, id).await?.deployment;
-            return Err(StateError::InvalidTransition {
+            return Err(LifecycleError::InvalidTransition {
                 id: *id,
                 from: current.status,
                 to,
-            });
+            }
+            .into());
         }
         let patch = patch_fields(patch)?;
         // Only a move to live depends on the target, which never changes: only it reads first.
@@ -1165,142 +1105,59 @@ impl StateStore for DynamoState {
                 return Err(request_failed("UpdateItem", failed));
             }
             // Name the refusal from what is stored now.
-            check_move(&self.load_deployment(site, id).await?.deployment, to)?;
+            let mut stored = self.load_deployment(site, id).await?.deployment;
+            stored.move_to(to, OffsetDateTime::now_utc())?;
             tracing::debug!(site = %site, deployment_id = %id, %to, attempt, "transition raced; trying again");
         }
         Err(Self::contended("transition"))
     }
 
-    async fn activate(
-        &self,
-        site: &SiteName,
-        id: &DeploymentId,
-        now: OffsetDateTime,
-    ) -> Result<ActivateOutcome, StateError> {
+    async fn commit(&self, site: &SiteName, decision: Decision) -> Result<Outcome, StateError> {
+        let mut logs_deleted = false;
         for attempt in 1..=MAX_ATTEMPTS {
-            let current = self.load_deployment(site, id).await?;
-            if current.deployment.status == DeploymentStatus::Live {
-                return Ok(ActivateOutcome::AlreadyLive);
-            }
-            let target = &current.deployment.target;
-            let pointer = if target.is_production() {
-                Pointer::Site(self.load_site(site).await?.live_deployment)
-            } else {
-                let read = self.load_preview(site, target).await?;
-                let record = match &read {
-                    Some(read) => read.preview.clone(),
-                    None => Preview::empty(site.clone(), target.clone(), now),
-                };
-                Pointer::Preview(Box::new(PreviewPointer { read, record }))
+            let (record, site_stamps) = self.load_site_stamped(site).await?;
+            let mut snapshot = Snapshot::new(record);
+            let mut stamps = Stamps {
+                site: site_stamps,
+                deployments: HashMap::new(),
+                previews: HashMap::new(),
             };
-            let (items, outcome) = if !pointer.accepts(id) {
-                check_move(&current.deployment, DeploymentStatus::Superseded)?;
-                let items = vec![
-                    self.move_item(&current, DeploymentStatus::Superseded, now)?,
-                    self.pointer_check_item(site, target, &pointer)?,
-                ];
-                (items, ActivateOutcome::TargetRemoved)
-            } else if let Some(newer) = pointer.live().filter(|live| live > id) {
-                // A newer deployment serves the target already: never move backwards.
-                check_move(&current.deployment, DeploymentStatus::Superseded)?;
-                let items = vec![
-                    self.move_item(&current, DeploymentStatus::Superseded, now)?,
-                    self.pointer_check_item(site, target, &pointer)?,
-                ];
-                (items, ActivateOutcome::Superseded { newer })
-            } else {
-                check_move(&current.deployment, DeploymentStatus::Live)?;
-                let mut items = vec![self.move_item(&current, DeploymentStatus::Live, now)?];
-                let mut superseded = None;
-                if let Some(previous) = pointer.live().filter(|live| live != id) {
-                    let previous = self.load_deployment(site, &previous).await?;
-                    // Only a deployment of this target leaves `live`: a promoted preview
-                    // deployment displaced from production stays live on its preview.
-                    if &previous.deployment.target == target {
-                        if previous.deployment.status == DeploymentStatus::Live {
-                            items.push(self.move_item(
-                                &previous,
-                                DeploymentStatus::Superseded,
-                                now,
-                            )?);
-                            superseded = Some(previous.deployment.id);
-                        } else {
-                            items.push(self.unchanged_item(&previous)?);
-                        }
+            let plan = loop {
+                match decide(&decision, &snapshot)? {
+                    Step::Read(Need::Deployment(id)) => {
+                        let current = self.load_deployment(site, &id).await?;
+                        stamps.deployments.insert(id, current.stamp);
+                        snapshot.insert_deployment(current.deployment);
                     }
+                    Step::Read(Need::Preview(target)) => {
+                        let read = self.load_preview(site, &target).await?;
+                        let (preview, read_stamps) = read.map(|r| (r.preview, r.stamps)).unzip();
+                        stamps.previews.insert(target.clone(), read_stamps);
+                        snapshot.insert_preview(target, preview);
+                    }
+                    Step::Apply(plan) => break *plan,
                 }
-                match pointer {
-                    Pointer::Site(live) => {
-                        items.push(self.set_live_item(site, live.as_ref(), id)?)
-                    }
-                    Pointer::Preview(preview) => {
-                        let PreviewPointer { read, mut record } = *preview;
-                        record.serve(&current.deployment, now);
-                        items.push(self.save_preview_item(&record, read.as_ref())?);
-                    }
-                }
-                (
-                    items,
-                    ActivateOutcome::Activated {
-                        previous: superseded,
-                    },
-                )
             };
-            if self.transact(items).await? {
-                return Ok(outcome);
+            if plan.is_empty() {
+                return Ok(plan.outcome);
             }
-            tracing::debug!(site = %site, deployment_id = %id, %target, attempt, "activate raced a concurrent change; reading again");
-        }
-        Err(Self::contended("activate"))
-    }
-
-    async fn route_production(
-        &self,
-        site: &SiteName,
-        to: &DeploymentId,
-        displaced: Displaced,
-        now: OffsetDateTime,
-    ) -> Result<Deployment, StateError> {
-        for attempt in 1..=MAX_ATTEMPTS {
-            let site_record = self.load_site(site).await?;
-            let target = self.load_deployment(site, to).await?;
-            if !target.deployment.status.is_servable() {
-                return Err(StateError::InvalidTransition {
-                    id: *to,
-                    from: target.deployment.status,
-                    to: DeploymentStatus::Live,
-                });
-            }
-            let mut items = Vec::new();
-            if let Some(live_id) = site_record.live_deployment.filter(|live| live != to) {
-                let live = self.load_deployment(site, &live_id).await?;
-                // A promoted preview deployment stays live on its preview.
-                if live.deployment.target.is_production() {
-                    if live.deployment.status == DeploymentStatus::Live {
-                        items.push(self.move_item(&live, displaced.status(), now)?);
-                    } else {
-                        items.push(self.unchanged_item(&live)?);
-                    }
+            // Logs go first: if anything below fails, a retry finds the record and finishes;
+            // the other order could leave log items nothing refers to.
+            if !logs_deleted {
+                for id in &plan.deletes {
+                    self.delete_log(id).await?;
                 }
+                logs_deleted = true;
             }
-            let mut routed = target.deployment.clone();
-            if !routed.target.is_production() {
-                routed.activated_at = Some(now);
-                routed.updated_at = now;
-                items.push(self.promote_item(&target, now)?);
-            } else if routed.status == DeploymentStatus::Live {
-                items.push(self.unchanged_item(&target)?);
-            } else {
-                apply_move(&mut routed, DeploymentStatus::Live, now)?;
-                items.push(self.move_item(&target, DeploymentStatus::Live, now)?);
+            if self
+                .transact(self.plan_items(&snapshot, &stamps, &plan)?)
+                .await?
+            {
+                return Ok(plan.outcome);
             }
-            items.push(self.set_live_item(site, site_record.live_deployment.as_ref(), to)?);
-            if self.transact(items).await? {
-                return Ok(routed);
-            }
-            tracing::debug!(site = %site, deployment_id = %to, ?displaced, attempt, "production routing raced a concurrent change; reading again");
+            tracing::debug!(site = %site, ?decision, attempt, "decision raced a concurrent change; reading again");
         }
-        Err(Self::contended("route_production"))
+        Err(Self::contended("commit"))
     }
 
     async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
@@ -1323,41 +1180,8 @@ impl StateStore for DynamoState {
         )
         .await?
         .into_iter()
-        .map(from_item)
+        .map(|item| from_item::<PreviewRecord>(item).map(Preview::from))
         .collect()
-    }
-
-    async fn remove_preview(
-        &self,
-        site: &SiteName,
-        target: &TargetName,
-        now: OffsetDateTime,
-    ) -> Result<Option<Preview>, StateError> {
-        for attempt in 1..=MAX_ATTEMPTS {
-            self.load_site(site).await?;
-            let read = self.load_preview(site, target).await?;
-            let existing = read.as_ref().map(|read| read.preview.clone());
-            let mut tombstone = existing
-                .clone()
-                .unwrap_or_else(|| Preview::empty(site.clone(), target.clone(), now));
-            let mut items = Vec::new();
-            if let Some(live_id) = tombstone.live_deployment.take() {
-                let live = self.load_deployment(site, &live_id).await?;
-                if live.deployment.status == DeploymentStatus::Live {
-                    items.push(self.move_item(&live, DeploymentStatus::Superseded, now)?);
-                } else {
-                    items.push(self.unchanged_item(&live)?);
-                }
-            }
-            tombstone.removed_at = Some(now);
-            tombstone.updated_at = now;
-            items.push(self.save_preview_item(&tombstone, read.as_ref())?);
-            if self.transact(items).await? {
-                return Ok(existing);
-            }
-            tracing::debug!(site = %site, %target, attempt, "preview removal raced a concurrent change; reading again");
-        }
-        Err(Self::contended("remove_preview"))
     }
 
     async fn record_delivery(
@@ -1407,54 +1231,6 @@ impl StateStore for DynamoState {
             .await
             .map_err(|e| request_failed("DeleteItem", e))?;
         Ok(())
-    }
-
-    async fn delete_deployment(
-        &self,
-        site: &SiteName,
-        id: &DeploymentId,
-    ) -> Result<(), StateError> {
-        let mut log_deleted = false;
-        for attempt in 1..=MAX_ATTEMPTS {
-            let site_record = self.load_site(site).await?;
-            let current = self.load_deployment(site, id).await?;
-            let status = current.deployment.status;
-            let routed = site_record.live_deployment == Some(*id);
-            if routed || !status.is_terminal() || status == DeploymentStatus::Live {
-                return Err(StateError::InUse { id: *id, status });
-            }
-            // The log goes first: if anything below fails, a retry finds the record and
-            // finishes; the other order could leave log items nothing refers to.
-            if !log_deleted {
-                self.delete_log(id).await?;
-                log_deleted = true;
-            }
-            let mut p = Placeholders::default();
-            let condition = p.unchanged(&current);
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(deployment_key(site, id)))
-                .condition_expression(condition)
-                .set_expression_attribute_names(p.names())
-                .set_expression_attribute_values(p.values())
-                .build()
-                .map_err(build_failed)?;
-            let mut p = Placeholders::default();
-            let live = p.name(LIVE_DEPLOYMENT);
-            let condition = format!(
-                "attribute_not_exists({live}) OR {live} <> {}",
-                p.value(s(id.to_string()))
-            );
-            let items = vec![
-                TransactWriteItem::builder().delete(delete).build(),
-                self.check_item(site_key(site), &p, condition)?,
-            ];
-            if self.transact(items).await? {
-                return Ok(());
-            }
-            tracing::debug!(site = %site, deployment_id = %id, attempt, "delete raced a concurrent change; reading again");
-        }
-        Err(Self::contended("delete_deployment"))
     }
 
     async fn append_log(&self, id: &DeploymentId, lines: &[String]) -> Result<(), StateError> {

@@ -16,10 +16,8 @@ use aws_sdk_cloudfrontkeyvaluestore::config::endpoint::{
 use aws_sdk_cloudfrontkeyvaluestore::operation::get_key::GetKeyError;
 use aws_sdk_cloudfrontkeyvaluestore::operation::put_key::PutKeyError;
 use aws_sdk_cloudfrontkeyvaluestore::Client;
-use slipway_core::ports::{KeyValueStore, KvsError};
+use slipway_core::ports::{KeyValueStore, KvsError, MAX_KVS_VALUE};
 
-/// The service's limit on one value.
-pub const MAX_VALUE_BYTES: usize = 1024;
 /// Re-reads of the version after a `ConflictException` before a write gives up.
 pub const DEFAULT_MAX_CONFLICT_RETRIES: u32 = 5;
 /// The pause before retry `n` is `n` times this: long enough for a competing writer's
@@ -274,7 +272,7 @@ impl KeyValueStore for KvsRoutes {
     }
 
     async fn put(&self, key: &str, value: &str) -> Result<(), KvsError> {
-        if value.len() > MAX_VALUE_BYTES {
+        if value.len() > MAX_KVS_VALUE {
             return Err(KvsError::ValueTooLarge {
                 key: key.to_owned(),
                 len: value.len(),

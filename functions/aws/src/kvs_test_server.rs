@@ -22,8 +22,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::kvs::{KvsArn, MAX_VALUE_BYTES};
+use crate::kvs::KvsArn;
 use crate::signature_check::{Scheme, SignatureCheck};
+use slipway_core::ports::MAX_KVS_VALUE;
 
 /// The account in the server's store ARN (the SDK would put it in front of a real host).
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -265,12 +266,12 @@ impl Shared {
                         )
                     }
                 };
-                if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+                if key.len() > MAX_KEY_BYTES || value.len() > MAX_KVS_VALUE {
                     return error(
                         StatusCode::BAD_REQUEST,
                         "ValidationException",
                         format!(
-                            "key is {} bytes and value {} bytes; the limits are {MAX_KEY_BYTES} and {MAX_VALUE_BYTES}",
+                            "key is {} bytes and value {} bytes; the limits are {MAX_KEY_BYTES} and {MAX_KVS_VALUE}",
                             key.len(),
                             value.len()
                         ),

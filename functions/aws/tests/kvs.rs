@@ -15,9 +15,9 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::{v4, v4a};
 use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use slipway_aws::kvs::{client_for_endpoint, KvsRoutes, MAX_VALUE_BYTES};
+use slipway_aws::kvs::{client_for_endpoint, KvsRoutes};
 use slipway_aws::kvs_test_server::{Handled, KvsTestServer, Operation};
-use slipway_core::ports::{KeyValueStore, KvsError};
+use slipway_core::ports::{KeyValueStore, KvsError, MAX_KVS_VALUE};
 
 const HOST: &str = "docs.example.com";
 
@@ -169,17 +169,17 @@ async fn more_conflicts_than_the_bound_give_a_named_error() {
 #[tokio::test]
 async fn a_value_over_1_kb_is_rejected_before_any_call() {
     let (server, _, routes) = start().await;
-    let too_long = "x".repeat(MAX_VALUE_BYTES + 1);
+    let too_long = "x".repeat(MAX_KVS_VALUE + 1);
 
     let err = routes.put(HOST, &too_long).await.unwrap_err();
 
     assert!(
-        matches!(&err, KvsError::ValueTooLarge { key, len } if key == HOST && *len == MAX_VALUE_BYTES + 1),
+        matches!(&err, KvsError::ValueTooLarge { key, len } if key == HOST && *len == MAX_KVS_VALUE + 1),
         "{err:?}"
     );
     assert_eq!(server.handled(), Vec::<Handled>::new());
 
-    let longest = "x".repeat(MAX_VALUE_BYTES);
+    let longest = "x".repeat(MAX_KVS_VALUE);
     routes.put(HOST, &longest).await.unwrap();
     assert_eq!(routes.get(HOST).await.unwrap(), Some(longest));
 }
@@ -247,7 +247,7 @@ async fn the_server_speaks_the_services_errors() {
         .put_key()
         .kvs_arn(arn)
         .key(HOST)
-        .value("x".repeat(MAX_VALUE_BYTES + 1))
+        .value("x".repeat(MAX_KVS_VALUE + 1))
         .if_match(server.etag())
         .send()
         .await

@@ -45,6 +45,14 @@ impl Row {
         }
     }
 
+    /// The figure beside its baseline's.
+    pub fn versus(self, baseline: Baseline) -> Row {
+        Row {
+            baseline: Some(baseline),
+            ..self
+        }
+    }
+
     /// The figure held against `target`, met or not.
     pub fn against(self, target: &str, met: bool) -> Row {
         Row {

@@ -106,20 +106,19 @@ fn api(state: &GatewayState, method: &Method, path: &str, body: &[u8]) -> Respon
         ("POST", "/sites") => {
             let request: CreateSiteRequest = serde_json::from_slice(body).unwrap();
             let name = SiteName::parse(&request.name).unwrap();
-            let view = SiteView {
-                url: format!("https://{name}.example.com/"),
-                site: Site {
-                    name,
-                    routing: RoutingFlags {
-                        spa: request.spa,
-                        clean_urls: request.clean_urls,
-                    },
-                    retain: request.retain.unwrap_or(Site::DEFAULT_RETAIN),
-                    created_at: time::OffsetDateTime::now_utc(),
-                    live_deployment: None,
-                    repo: None,
+            let url = format!("https://{name}.example.com/");
+            let site = Site {
+                name,
+                routing: RoutingFlags {
+                    spa: request.spa,
+                    clean_urls: request.clean_urls,
                 },
+                retain: request.retain.unwrap_or(Site::DEFAULT_RETAIN),
+                created_at: time::OffsetDateTime::now_utc(),
+                production: None,
+                repo: None,
             };
+            let view = SiteView::new(site, url);
             sites.push(view.clone());
             json(StatusCode::CREATED, serde_json::to_value(view).unwrap())
         }

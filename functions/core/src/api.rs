@@ -14,9 +14,10 @@ use crate::api_types::{
     CreateSiteRequest, DeploymentOutcome, DeploymentView, LogsResponse, PreviewView,
     PromoteRequest, RollbackRequest, SiteView,
 };
+use crate::decisions::Displaced;
 use crate::model::{rollback_candidate, Deployment, ObjectLocation, RepoLink, RoutingFlags, Site};
 use crate::names::{BranchName, DeploymentId, NameError, RepoName, RootDir, SiteName, TargetName};
-use crate::ports::{Bucket, Displaced, StateError, UploadTargets};
+use crate::ports::{Bucket, Lifecycle, StateError, UploadTargets};
 use crate::steps::{Pipeline, StepError};
 
 /// JSON bodies above this size are refused with 413.
@@ -71,9 +72,7 @@ impl From<StateError> for ApiError {
             StateError::DeploymentNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "deployment_not_found", e.to_string())
             }
-            StateError::InvalidTransition { .. } | StateError::InUse { .. } => {
-                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
+            StateError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             StateError::Unavailable(_) => {
                 tracing::error!(error = %e, "state store unavailable");
                 Self::new(
@@ -214,10 +213,8 @@ impl ControlPlane {
     }
 
     fn site_view(&self, site: Site) -> SiteView {
-        SiteView {
-            url: self.site_url(&site.name),
-            site,
-        }
+        let url = self.site_url(&site.name);
+        SiteView::new(site, url)
     }
 
     fn deployment_view(&self, deployment: Deployment) -> DeploymentView {
@@ -378,7 +375,7 @@ impl ControlPlane {
             },
             retain,
             created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
+            production: None,
             repo,
         };
         self.pipeline.state.create_site(&site).await?;
@@ -458,13 +455,15 @@ impl ControlPlane {
                 .iter()
                 .find(|d| d.id == id)
                 .ok_or(StateError::DeploymentNotFound(id))?,
-            None => rollback_candidate(&deployments, current.live_deployment).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "no_rollback_target",
-                    format!("site {site} has no previously live deployment to roll back to"),
-                )
-            })?,
+            None => {
+                rollback_candidate(&deployments, current.live_deployment()).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "no_rollback_target",
+                        format!("site {site} has no previously live deployment to roll back to"),
+                    )
+                })?
+            }
         };
         let live = self
             .serve_in_production(&current, target, Displaced::RolledBack)
@@ -500,7 +499,7 @@ impl ControlPlane {
                     .await?
                     .into_iter()
                     .find(|p| p.target == target && p.removed_at.is_none())
-                    .and_then(|p| p.live_deployment)
+                    .and_then(|p| p.live_deployment())
                     .ok_or_else(|| {
                         ApiError::new(
                             StatusCode::NOT_FOUND,
@@ -534,7 +533,7 @@ impl ControlPlane {
                 ),
             ));
         }
-        let live = if site.live_deployment == Some(deployment.id) {
+        let live = if site.live_deployment() == Some(deployment.id) {
             deployment.clone()
         } else {
             self.pipeline
@@ -572,7 +571,7 @@ impl ControlPlane {
             .filter_map(|p| {
                 Some(PreviewView {
                     url: config.urls.url(&config.hosts.preview(&p.target, site)),
-                    live_deployment: p.live_deployment?,
+                    live_deployment: p.live_deployment()?,
                     target: p.target,
                     branch: p.branch,
                     pull_request: p.pull_request,

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use time::OffsetDateTime;
 
-use crate::model::{Deployment, DeploymentStatus, Site};
-use crate::names::{BranchName, DeploymentId, TargetName};
+use crate::model::{Deployment, DeploymentStatus, RepoLink, RoutingFlags, Site};
+use crate::names::{BranchName, DeploymentId, SiteName, TargetName};
 use crate::ports::LogLine;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,12 +27,44 @@ pub struct CreateSiteRequest {
     pub root: Option<String>,
 }
 
+/// A site as the API shows it. Its fields are spelled out, not the domain record flattened,
+/// so renaming a domain field never changes the API (`infra/api/openapi.yaml` pins it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteView {
-    #[serde(flatten)]
-    pub site: Site,
+    pub name: SiteName,
+    pub spa: bool,
+    pub clean_urls: bool,
+    /// How many finished deployments Prune keeps per target.
+    pub retain: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// What production serves.
+    pub live_deployment: Option<DeploymentId>,
+    pub repo: Option<RepoLink>,
     /// The site's production URL.
     pub url: String,
+}
+
+impl SiteView {
+    pub fn new(site: Site, url: String) -> Self {
+        Self {
+            live_deployment: site.live_deployment(),
+            name: site.name,
+            spa: site.routing.spa,
+            clean_urls: site.routing.clean_urls,
+            retain: site.retain,
+            created_at: site.created_at,
+            repo: site.repo,
+            url,
+        }
+    }
+
+    pub fn routing(&self) -> RoutingFlags {
+        RoutingFlags {
+            spa: self.spa,
+            clean_urls: self.clean_urls,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::api::{json_response, ApiError};
 use crate::model::{Deployment, DeploymentSource, GitSource, Site};
 use crate::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
-use crate::ports::{DeployRequest, StateError, WorkflowStarter};
+use crate::ports::{DeployRequest, Lifecycle, StateError, WorkflowStarter};
 use crate::steps::{sync_target, Pipeline};
 use crate::trigger::execution_name;
 

@@ -1,9 +1,24 @@
 //! slipway's domain: names and ids, deployments and their lifecycle, the ports the pipeline
 //! runs against, and the pipeline's step handlers. Nothing here knows about AWS.
+//!
+//! - The lifecycle's decisions (activate, route production, remove a preview, delete a
+//!   deployment's record) live in [`decisions`], as pure functions over a snapshot of the
+//!   records they read. Stores run them through [`ports::StateStore::commit`] and only read
+//!   and apply the plan; nothing else decides a lifecycle move.
+//! - [`model`] is the domain, [`records`] how the stores keep it, [`api_types`] how the API
+//!   shows it: a rename in one must not change the others.
+//! - Site-only code (static hosting): [`build_plan`], [`media`], [`routing`] and the Publish
+//!   step ([`steps::publish`]). The rest is the lifecycle of any deployment.
+//! - No `aws-sdk-*` and no HTTP server: [`api`] and [`github`] take and return `http` types,
+//!   and whoever serves them (axum in `slipway-local`, lambda_http in the Lambda crates) lives
+//!   outside. The [`ports`] are implemented by `slipway-local` and `slipway-aws`.
+//!
+//! The code map and the invariants are in `ARCHITECTURE.md` at the repository root.
 
 pub mod api;
 pub mod api_types;
 pub mod build_plan;
+pub mod decisions;
 pub mod github;
 pub mod housekeeping;
 pub mod media;
@@ -11,6 +26,7 @@ pub mod model;
 pub mod names;
 pub mod ports;
 pub mod ranged;
+pub mod records;
 pub mod routing;
 pub mod steps;
 pub mod trigger;

@@ -12,6 +12,8 @@ pub enum DeploymentStatus {
     Queued,
     Building,
     Publishing,
+    /// Serves a share of its target's requests beside the stable deployment.
+    Canary,
     Live,
     Superseded,
     Failed,
@@ -19,10 +21,11 @@ pub enum DeploymentStatus {
 }
 
 impl DeploymentStatus {
-    pub const ALL: [DeploymentStatus; 7] = [
+    pub const ALL: [DeploymentStatus; 8] = [
         Self::Queued,
         Self::Building,
         Self::Publishing,
+        Self::Canary,
         Self::Live,
         Self::Superseded,
         Self::Failed,
@@ -34,6 +37,7 @@ impl DeploymentStatus {
             Self::Queued => "queued",
             Self::Building => "building",
             Self::Publishing => "publishing",
+            Self::Canary => "canary",
             Self::Live => "live",
             Self::Superseded => "superseded",
             Self::Failed => "failed",
@@ -58,9 +62,17 @@ impl DeploymentStatus {
         !self.is_terminal()
     }
 
-    /// Its files are published and complete, so the edge may route to it.
+    /// It is published and complete, so traffic may be routed to it.
     pub fn is_servable(self) -> bool {
-        matches!(self, Self::Live | Self::Superseded | Self::RolledBack)
+        matches!(
+            self,
+            Self::Canary | Self::Live | Self::Superseded | Self::RolledBack
+        )
+    }
+
+    /// Its target routes requests to it: all of them, or a canary's share.
+    pub fn is_serving(self) -> bool {
+        matches!(self, Self::Canary | Self::Live)
     }
 
     /// Every status from which the lifecycle allows a move to `to`: the condition of a
@@ -81,6 +93,9 @@ impl DeploymentStatus {
             (Building, Building) | (Publishing, Publishing) => true,
             // Activate: the new live one, or a slower deploy that lost to a newer one.
             (Publishing, Live) | (Publishing, Superseded) => true,
+            // A canary: it takes a share of requests, then all of them or none.
+            (Publishing, Canary) | (Canary, Live) | (Canary, RolledBack) => true,
+            (Canary, Superseded) => true,
             // Activate of a newer deployment, or a rollback away from this one.
             (Live, Superseded) | (Live, RolledBack) => true,
             // Rollback (or roll forward) to an already published deployment.
@@ -95,6 +110,22 @@ impl std::fmt::Display for DeploymentStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A move the lifecycle refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("deployment {id} is {from}; it cannot become {to}")]
+    InvalidTransition {
+        id: DeploymentId,
+        from: DeploymentStatus,
+        to: DeploymentStatus,
+    },
+    #[error("deployment {id} is {status} or routed to, so it cannot be deleted")]
+    InUse {
+        id: DeploymentId,
+        status: DeploymentStatus,
+    },
 }
 
 /// The error a failed deployment records: the stable error name the state machine saw,
@@ -187,6 +218,30 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// The lifecycle's move to `to`, if [`DeploymentStatus::can_move_to`] allows it. Becoming
+    /// production's live deployment stamps `activated_at`, which rollback goes back to.
+    pub fn move_to(
+        &mut self,
+        to: DeploymentStatus,
+        now: OffsetDateTime,
+    ) -> Result<(), LifecycleError> {
+        if !self.status.can_move_to(to) {
+            return Err(LifecycleError::InvalidTransition {
+                id: self.id,
+                from: self.status,
+                to,
+            });
+        }
+        self.status = to;
+        self.updated_at = now;
+        if to == DeploymentStatus::Live && self.target.is_production() {
+            self.activated_at = Some(now);
+        }
+        Ok(())
+    }
+}
+
 /// Where a rollback without an explicit target goes: the published deployment that served
 /// production most recently before the current one. Prune never deletes it.
 pub fn rollback_candidate(
@@ -260,7 +315,8 @@ pub struct Preview {
     pub target: TargetName,
     pub branch: Option<BranchName>,
     pub pull_request: Option<u64>,
-    pub live_deployment: Option<DeploymentId>,
+    /// What it serves; `None` until its first deployment goes live, and once removed.
+    pub traffic: Option<Traffic>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// When it was removed; deployments created before then never go live on it.
@@ -276,7 +332,7 @@ impl Preview {
             target,
             branch: None,
             pull_request: None,
-            live_deployment: None,
+            traffic: None,
             updated_at: now,
             removed_at: None,
         }
@@ -284,7 +340,7 @@ impl Preview {
 
     /// Serves `deployment` from now on (and is no longer removed).
     pub fn serve(&mut self, deployment: &Deployment, now: OffsetDateTime) {
-        self.live_deployment = Some(deployment.id);
+        self.traffic = Some(Traffic::all(deployment.id));
         self.removed_at = None;
         self.updated_at = now;
         if let Some(git) = deployment.source.git() {
@@ -321,7 +377,7 @@ pub struct Site {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// What production serves: a production deployment, or a promoted preview deployment.
-    pub live_deployment: Option<DeploymentId>,
+    pub production: Option<Traffic>,
     /// The GitHub repository pushes come from, if any.
     #[serde(default)]
     pub repo: Option<RepoLink>,
@@ -329,6 +385,91 @@ pub struct Site {
 
 impl Site {
     pub const DEFAULT_RETAIN: u32 = 10;
+
+    /// The deployment production serves all requests not sent to a canary.
+    pub fn live_deployment(&self) -> Option<DeploymentId> {
+        self.production.map(|traffic| traffic.stable)
+    }
+}
+
+impl Preview {
+    /// The deployment the preview serves, if it serves one.
+    pub fn live_deployment(&self) -> Option<DeploymentId> {
+        self.traffic.map(|traffic| traffic.stable)
+    }
+}
+
+/// What a target serves: a stable deployment, and optionally a canary that takes a share of
+/// the requests. Sites switch whole (no canary); services shift weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub stable: DeploymentId,
+    pub canary: Option<Canary>,
+}
+
+/// A deployment that takes `weight` of its target's requests beside the stable one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Canary {
+    pub deployment: DeploymentId,
+    pub weight: CanaryWeight,
+}
+
+/// A canary's share of requests in percent: 1 to 99 (0 and 100 are no canary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct CanaryWeight(u8);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a canary weight is a percentage from 1 to 99, not {0}")]
+pub struct InvalidWeight(pub u8);
+
+impl CanaryWeight {
+    pub fn percent(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for CanaryWeight {
+    type Error = InvalidWeight;
+
+    fn try_from(percent: u8) -> Result<Self, Self::Error> {
+        if (1..=99).contains(&percent) {
+            Ok(Self(percent))
+        } else {
+            Err(InvalidWeight(percent))
+        }
+    }
+}
+
+impl From<CanaryWeight> for u8 {
+    fn from(weight: CanaryWeight) -> u8 {
+        weight.0
+    }
+}
+
+impl Traffic {
+    /// Every request goes to `stable`.
+    pub fn all(stable: DeploymentId) -> Self {
+        Self {
+            stable,
+            canary: None,
+        }
+    }
+
+    /// The deployments that take requests: the stable one, then the canary.
+    pub fn deployments(&self) -> impl Iterator<Item = DeploymentId> {
+        std::iter::once(self.stable).chain(self.canary.map(|canary| canary.deployment))
+    }
+
+    pub fn serves(&self, id: DeploymentId) -> bool {
+        self.deployments().any(|served| served == id)
+    }
+
+    /// The newest deployment taking requests: a deploy older than it never goes live.
+    pub fn newest(&self) -> DeploymentId {
+        self.canary
+            .map_or(self.stable, |canary| canary.deployment.max(self.stable))
+    }
 }
 
 #[cfg(test)]
@@ -349,7 +490,7 @@ mod tests {
 
     #[test]
     fn only_in_flight_deployments_can_fail() {
-        for s in [Queued, Building, Publishing] {
+        for s in [Queued, Building, Publishing, Canary] {
             assert!(s.can_move_to(Failed));
         }
         for s in [Live, Superseded, Failed, RolledBack] {
@@ -368,11 +509,11 @@ mod tests {
     fn sources_of_lists_exactly_the_allowed_moves() {
         assert_eq!(
             DeploymentStatus::sources_of(Failed),
-            [Queued, Building, Publishing]
+            [Queued, Building, Publishing, Canary]
         );
         assert_eq!(
             DeploymentStatus::sources_of(Live),
-            [Publishing, Superseded, RolledBack]
+            [Publishing, Canary, Superseded, RolledBack]
         );
         assert_eq!(DeploymentStatus::sources_of(Queued), []);
     }

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use crate::decisions::{ActivateOutcome, Decision, Displaced, Outcome};
 use crate::model::{
-    Deployment, DeploymentSource, DeploymentStatus, GitSource, Preview, RecordedError, Site,
+    Deployment, DeploymentSource, DeploymentStatus, GitSource, LifecycleError, Preview,
+    RecordedError, Site,
 };
 use crate::names::{CommitSha, DeploymentId, RepoName, SiteName, TargetName};
 
@@ -156,17 +158,8 @@ pub enum StateError {
     SiteNotFound(SiteName),
     #[error("no deployment {0}")]
     DeploymentNotFound(DeploymentId),
-    #[error("deployment {id} is {from}; it cannot become {to}")]
-    InvalidTransition {
-        id: DeploymentId,
-        from: DeploymentStatus,
-        to: DeploymentStatus,
-    },
-    #[error("deployment {id} is {status} or routed to, so it cannot be deleted")]
-    InUse {
-        id: DeploymentId,
-        status: DeploymentStatus,
-    },
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     #[error("state store unavailable: {0}")]
     Unavailable(#[source] BoxError),
 }
@@ -177,9 +170,7 @@ impl StateError {
         match self {
             StateError::SiteNotFound(_) => "SiteNotFound",
             StateError::DeploymentNotFound(_) => "DeploymentNotFound",
-            StateError::InvalidTransition { .. }
-            | StateError::SiteExists(_)
-            | StateError::InUse { .. } => "InvalidTransition",
+            StateError::Lifecycle(_) | StateError::SiteExists(_) => "InvalidTransition",
             StateError::Unavailable(_) => "StoreUnavailable",
         }
     }
@@ -193,38 +184,6 @@ pub struct DeploymentPatch {
     pub error: Option<RecordedError>,
     pub file_count: Option<u64>,
     pub bytes: Option<u64>,
-}
-
-/// What Activate's transaction decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActivateOutcome {
-    /// This deployment is now live on its target; `previous` (if any) is superseded.
-    Activated { previous: Option<DeploymentId> },
-    /// It was already live (Activate re-ran after a crash).
-    AlreadyLive,
-    /// A newer deployment of the same target is live; this one is superseded and never served.
-    Superseded { newer: DeploymentId },
-    /// Its preview was removed (branch deleted, pull request closed) after it was created:
-    /// it is superseded and the preview stays gone.
-    TargetRemoved,
-}
-
-/// What happens to the deployment production served before a repoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Displaced {
-    /// A rollback: it becomes `rolled-back`.
-    RolledBack,
-    /// A promote: it becomes `superseded`, as if a newer deploy had replaced it.
-    Superseded,
-}
-
-impl Displaced {
-    pub fn status(self) -> DeploymentStatus {
-        match self {
-            Displaced::RolledBack => DeploymentStatus::RolledBack,
-            Displaced::Superseded => DeploymentStatus::Superseded,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,39 +221,13 @@ pub trait StateStore: Send + Sync {
         patch: DeploymentPatch,
     ) -> Result<Deployment, StateError>;
 
-    /// In one transaction: make `id` live on its target (production, or its preview, whose
-    /// record is created when missing) and supersede the target's previous live deployment,
-    /// unless a newer deployment of the same target is already live or the preview was removed
-    /// after `id` was created.
-    async fn activate(
-        &self,
-        site: &SiteName,
-        id: &DeploymentId,
-        now: OffsetDateTime,
-    ) -> Result<ActivateOutcome, StateError>;
-
-    /// In one transaction: production serves `to` (rollback, roll forward or promote). The
-    /// deployment production served before becomes `displaced` if it is a production
-    /// deployment; `to` becomes live if it is one. A preview deployment keeps its status.
-    async fn route_production(
-        &self,
-        site: &SiteName,
-        to: &DeploymentId,
-        displaced: Displaced,
-        now: OffsetDateTime,
-    ) -> Result<Deployment, StateError>;
+    /// Runs `decision` (see [`crate::decisions`]): reads the site and every record
+    /// [`crate::decisions::decide`] asks for, and applies its plan atomically, conditional on those
+    /// records being unchanged; when they changed meanwhile, reads and decides again.
+    async fn commit(&self, site: &SiteName, decision: Decision) -> Result<Outcome, StateError>;
 
     /// Every preview record of the site, removed ones included, by target name.
     async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError>;
-
-    /// In one transaction: marks the preview removed (creating its tombstone when missing)
-    /// and supersedes its live deployment. Returns the preview as it was, if it existed.
-    async fn remove_preview(
-        &self,
-        site: &SiteName,
-        target: &TargetName,
-        now: OffsetDateTime,
-    ) -> Result<Option<Preview>, StateError>;
 
     /// Records a webhook delivery id until `expires_at`; false when it was already recorded
     /// (a redelivery). Expired records may be reused.
@@ -307,19 +240,95 @@ pub trait StateStore: Send + Sync {
     /// Forgets a delivery whose handling failed, so its redelivery is handled.
     async fn forget_delivery(&self, delivery: &str) -> Result<(), StateError>;
 
-    /// Deletes a finished deployment's record, unless it is live or routed to (a
-    /// conditional delete: a rollback racing Prune keeps its target).
-    async fn delete_deployment(&self, site: &SiteName, id: &DeploymentId)
-        -> Result<(), StateError>;
-
     async fn append_log(&self, id: &DeploymentId, lines: &[String]) -> Result<(), StateError>;
     /// Log lines with `seq > after`, oldest first.
     async fn read_log(&self, id: &DeploymentId, after: u64) -> Result<Vec<LogLine>, StateError>;
 }
 
+/// The lifecycle's decisions on any [`StateStore`], each with its own outcome.
+#[async_trait]
+pub trait Lifecycle: StateStore {
+    /// Makes `id` live on its target, or supersedes it (see [`Decision::Activate`]).
+    async fn activate(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+        now: OffsetDateTime,
+    ) -> Result<ActivateOutcome, StateError> {
+        let decision = Decision::Activate { id: *id, now };
+        match self.commit(site, decision).await? {
+            Outcome::Activated(outcome) => Ok(outcome),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Production serves `to` (see [`Decision::RouteProduction`]); returns it as written.
+    async fn route_production(
+        &self,
+        site: &SiteName,
+        to: &DeploymentId,
+        displaced: Displaced,
+        now: OffsetDateTime,
+    ) -> Result<Deployment, StateError> {
+        let decision = Decision::RouteProduction {
+            to: *to,
+            displaced,
+            now,
+        };
+        match self.commit(site, decision).await? {
+            Outcome::Routed(deployment) => Ok(deployment),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Removes a preview (see [`Decision::RemovePreview`]); returns it as it was, if it existed.
+    async fn remove_preview(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+        now: OffsetDateTime,
+    ) -> Result<Option<Preview>, StateError> {
+        let decision = Decision::RemovePreview {
+            target: target.clone(),
+            now,
+        };
+        match self.commit(site, decision).await? {
+            Outcome::PreviewRemoved(previous) => Ok(previous),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    /// Deletes a finished deployment's record and build log, unless it serves or is routed
+    /// to (see [`Decision::DeleteDeployment`]).
+    async fn delete_deployment(
+        &self,
+        site: &SiteName,
+        id: &DeploymentId,
+    ) -> Result<(), StateError> {
+        match self
+            .commit(site, Decision::DeleteDeployment { id: *id })
+            .await?
+        {
+            Outcome::Deleted => Ok(()),
+            other => Err(mismatch(other)),
+        }
+    }
+}
+
+/// A store answered a decision with another decision's outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("the state store answered a decision with {0:?}")]
+pub struct OutcomeMismatch(Box<Outcome>);
+
+fn mismatch(outcome: Outcome) -> StateError {
+    StateError::Unavailable(Box::new(OutcomeMismatch(Box::new(outcome))))
+}
+
+impl<T: StateStore + ?Sized> Lifecycle for T {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KvsError {
-    #[error("value for {key:?} is {len} bytes; the limit is 1024")]
+    #[error("value for {key:?} is {len} bytes; the limit is {MAX_KVS_VALUE}")]
     ValueTooLarge { key: String, len: usize },
     /// Another writer changed the store between each read of its version and our write.
     #[error("the key-value store changed under every write of {key:?} ({attempts} attempts)")]
@@ -327,6 +336,9 @@ pub enum KvsError {
     #[error("key-value store unavailable: {0}")]
     Unavailable(#[source] BoxError),
 }
+
+/// The largest value CloudFront KeyValueStore takes; every [`KeyValueStore`] refuses more.
+pub const MAX_KVS_VALUE: usize = 1024;
 
 /// The edge's routing table: host name → `{site}/{deployment}` plus flags.
 #[async_trait]

@@ -75,7 +75,7 @@ mod tests {
             routing: Default::default(),
             retain: Site::DEFAULT_RETAIN,
             created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
+            production: None,
             repo: Some(RepoLink {
                 repo: RepoName::parse("acme/docs").unwrap(),
                 production_branch: BranchName::parse("main").unwrap(),

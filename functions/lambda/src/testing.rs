@@ -81,7 +81,7 @@ impl Embedded {
             routing: Default::default(),
             retain,
             created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
+            production: None,
             repo: None,
         };
         self.state.create_site(&site).await.expect("a new site");

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use slipway_core::api::{json_response, ApiError, ControlPlane, MAX_JSON_BODY};
 use slipway_core::api_types::UploadTarget;
 use slipway_core::github::{GithubWebhook, WebhookSecret, MAX_WEBHOOK_BODY};
-use slipway_core::housekeeping::{expire_abandoned_uploads, UPLOAD_WINDOW};
+use slipway_core::housekeeping::{expire_abandoned_uploads, sweep};
 use slipway_core::model::{DeploymentStatus, ObjectLocation};
 use slipway_core::ports::{
     Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
@@ -36,6 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::builder::LocalBuilder;
 use crate::git::GitRepos;
+use crate::guard::{check_json_body, check_json_content_type, Guard};
 use crate::objects::FsObjectStore;
 use crate::sqlite::SqliteState;
 use crate::workflow::{LocalWorkflow, WorkflowSetupError};
@@ -125,7 +126,7 @@ pub struct DevServer {
     _lock: std::fs::File,
 }
 
-/// How often abandoned uploads are looked for.
+/// How often housekeeping sweeps for abandoned uploads and deployments left in flight.
 const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn housekeeping(pipeline: Pipeline, mut shutdown: watch::Receiver<bool>) {
@@ -134,7 +135,7 @@ async fn housekeeping(pipeline: Pipeline, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {
                 let now = OffsetDateTime::now_utc();
-                if let Err(e) = expire_abandoned_uploads(&pipeline, UPLOAD_WINDOW, now).await {
+                if let Err(e) = sweep(&pipeline, now).await {
                     tracing::warn!(error = %e, "housekeeping failed; will retry");
                 }
             }
@@ -174,6 +175,8 @@ struct ApiState {
     workflow: LocalWorkflow,
     token: Option<String>,
     max_upload: u64,
+    /// The Host, Origin and content-type rules (see [`crate::guard`]).
+    guard: Guard,
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
@@ -232,6 +235,12 @@ impl DevServer {
                 source,
             })?;
         let api_url = format!("http://{api_addr}");
+        if !api_addr.ip().to_canonical().is_loopback() && config.token.is_none() {
+            tracing::warn!(
+                %api_addr,
+                "the API listens beyond loopback without --token: anyone who can reach {api_addr} can deploy and roll back"
+            );
+        }
         let edge_url = format!("http://localhost:{}", edge_addr.port());
 
         let github = Arc::new(GithubApi::new(config.github.api.clone())?);
@@ -287,6 +296,7 @@ impl DevServer {
             workflow,
             token: config.token.clone(),
             max_upload: config.limits.max_upload_bytes,
+            guard: Guard::new(api_addr),
         };
         let app = axum::Router::new()
             .fallback(serve_api)
@@ -419,9 +429,26 @@ async fn serve_webhook(app: &ApiState, request: Request) -> http::Response<Bytes
     }
 }
 
+/// A guard's refusal. The body may be unread: the client should not reuse the connection.
+fn refused(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    to_axum(response)
+}
+
 async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
     if request.uri().path() == "/webhooks/github" {
+        // GitHub signs each delivery, and deliveries come through tunnels that keep their own
+        // Host: only the Origin rule applies (a browser's request is never a delivery).
+        if let Err(error) = app.guard.check_origin(&request) {
+            return refused(error);
+        }
         return to_axum(serve_webhook(&app, request).await);
+    }
+    if let Err(error) = app.guard.check(&request) {
+        return refused(error);
     }
     if !authorized(&app.token, &request) {
         let mut response = ApiError::new(
@@ -449,8 +476,15 @@ async fn serve_api(State(app): State<ApiState>, request: Request) -> Response {
             response
         }));
     }
+    // Every other route's body is JSON (uploads and the webhook have rules of their own).
+    if let Err(error) = check_json_content_type(&request) {
+        return refused(error);
+    }
     match read_body(request, MAX_JSON_BODY).await {
-        Ok(request) => to_axum(app.control_plane.handle(request).await),
+        Ok(request) => match check_json_body(&request) {
+            Ok(()) => to_axum(app.control_plane.handle(request).await),
+            Err(error) => to_axum(error.into_response()),
+        },
         Err(response) => to_axum(response),
     }
 }

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, Step};
 use slipway_core::model::{Deployment, DeploymentStatus, Preview, Site};
 use slipway_core::names::{DeploymentId, SiteName, TargetName};
 use slipway_core::ports::{
-    ActivateOutcome, DeploymentPatch, Displaced, KeyValueStore, KvsError, LogLine, StateError,
-    StateStore,
+    DeploymentPatch, KeyValueStore, KvsError, LogLine, StateError, StateStore, MAX_KVS_VALUE,
 };
+use slipway_core::records::{PreviewRecord, SiteRecord};
 use time::OffsetDateTime;
 
 const SCHEMA: &str = "
@@ -59,9 +60,6 @@ CREATE TABLE IF NOT EXISTS executions (
     stopped_at TEXT
 );
 ";
-
-/// The KVS value limit CloudFront enforces.
-const MAX_KVS_VALUE: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -155,13 +153,14 @@ fn load_site(conn: &Connection, name: &SiteName) -> Result<Site, StateError> {
         .prepare_cached("SELECT body FROM sites WHERE name = ?1")
         .and_then(|mut stmt| stmt.query_row([name.as_str()], |r| r.get(0)).optional())
         .map_err(unavailable)?;
-    decode(&body.ok_or_else(|| StateError::SiteNotFound(name.clone()))?)
+    let record: SiteRecord = decode(&body.ok_or_else(|| StateError::SiteNotFound(name.clone()))?)?;
+    Ok(record.into())
 }
 
 fn save_site(conn: &Connection, site: &Site) -> Result<(), StateError> {
     conn.execute(
         "UPDATE sites SET body = ?2 WHERE name = ?1",
-        params![site.name.as_str(), encode(site)?],
+        params![site.name.as_str(), encode(&SiteRecord::from(site))?],
     )
     .map_err(unavailable)?;
     Ok(())
@@ -202,27 +201,6 @@ fn save_deployment(conn: &Connection, deployment: &Deployment) -> Result<(), Sta
     Ok(())
 }
 
-/// Applies a status move if the lifecycle allows it from the current status.
-fn move_status(
-    deployment: &mut Deployment,
-    to: DeploymentStatus,
-    now: OffsetDateTime,
-) -> Result<(), StateError> {
-    if !deployment.status.can_move_to(to) {
-        return Err(StateError::InvalidTransition {
-            id: deployment.id,
-            from: deployment.status,
-            to,
-        });
-    }
-    deployment.status = to;
-    deployment.updated_at = now;
-    if to == DeploymentStatus::Live && deployment.target.is_production() {
-        deployment.activated_at = Some(now);
-    }
-    Ok(())
-}
-
 /// The records `query` (with the site as `?1`) selects, or SiteNotFound.
 fn site_records<T: serde::de::DeserializeOwned>(
     conn: &Connection,
@@ -252,7 +230,8 @@ fn load_preview(
         )
         .optional()
         .map_err(unavailable)?;
-    body.as_deref().map(decode).transpose()
+    let record: Option<PreviewRecord> = body.as_deref().map(decode).transpose()?;
+    Ok(record.map(Preview::from))
 }
 
 fn save_preview(conn: &Connection, preview: &Preview) -> Result<(), StateError> {
@@ -262,30 +241,54 @@ fn save_preview(conn: &Connection, preview: &Preview) -> Result<(), StateError> 
         params![
             preview.site.as_str(),
             preview.target.as_str(),
-            encode(preview)?
+            encode(&PreviewRecord::from(preview))?
         ],
     )
     .map_err(unavailable)?;
     Ok(())
 }
 
-/// Moves the deployment a target served before to `to`, if it is still live there.
-fn displace(
+/// Runs a decision inside the caller's transaction: loads what it asks for, then writes its plan.
+fn commit_decision(
     conn: &Connection,
-    previous: Option<DeploymentId>,
-    to: DeploymentStatus,
-    now: OffsetDateTime,
-) -> Result<Option<DeploymentId>, StateError> {
-    let Some(previous) = previous else {
-        return Ok(None);
-    };
-    let mut deployment = load_deployment(conn, &previous)?;
-    if deployment.status != DeploymentStatus::Live {
-        return Ok(None);
+    site: &SiteName,
+    decision: &Decision,
+) -> Result<Outcome, StateError> {
+    let mut snapshot = Snapshot::new(load_site(conn, site)?);
+    loop {
+        match decide(decision, &snapshot)? {
+            Step::Read(Need::Deployment(id)) => {
+                snapshot.insert_deployment(load_site_deployment(conn, site, &id)?.1)
+            }
+            Step::Read(Need::Preview(target)) => {
+                let preview = load_preview(conn, site, &target)?;
+                snapshot.insert_preview(target, preview);
+            }
+            Step::Apply(plan) => return apply_plan(conn, *plan),
+        }
     }
-    move_status(&mut deployment, to, now)?;
-    save_deployment(conn, &deployment)?;
-    Ok(Some(previous))
+}
+
+fn apply_plan(conn: &Connection, plan: Plan) -> Result<Outcome, StateError> {
+    if let Some(site) = &plan.site {
+        save_site(conn, site)?;
+    }
+    for deployment in &plan.deployments {
+        save_deployment(conn, deployment)?;
+    }
+    for preview in &plan.previews {
+        save_preview(conn, preview)?;
+    }
+    for id in &plan.deletes {
+        conn.execute(
+            "DELETE FROM deployment_logs WHERE deployment_id = ?1",
+            [id.to_string()],
+        )
+        .map_err(unavailable)?;
+        conn.execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
+            .map_err(unavailable)?;
+    }
+    Ok(plan.outcome)
 }
 
 impl SqliteState {
@@ -396,7 +399,7 @@ impl StateStore for SqliteState {
             let inserted = conn
                 .execute(
                     "INSERT OR IGNORE INTO sites (name, body) VALUES (?1, ?2)",
-                    params![site.name.as_str(), encode(&site)?],
+                    params![site.name.as_str(), encode(&SiteRecord::from(&site))?],
                 )
                 .map_err(unavailable)?;
             if inserted == 0 {
@@ -421,7 +424,10 @@ impl StateStore for SqliteState {
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
-            bodies.iter().map(|b| decode(b)).collect()
+            bodies
+                .iter()
+                .map(|b| decode::<SiteRecord>(b).map(Site::from))
+                .collect()
         })
     }
 
@@ -479,7 +485,7 @@ impl StateStore for SqliteState {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let (_, mut deployment) = load_site_deployment(&tx, &site, &id)?;
-            move_status(&mut deployment, to, OffsetDateTime::now_utc())?;
+            deployment.move_to(to, OffsetDateTime::now_utc())?;
             let DeploymentPatch {
                 built,
                 routing,
@@ -509,162 +515,28 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn activate(
-        &self,
-        site: &SiteName,
-        id: &DeploymentId,
-        now: OffsetDateTime,
-    ) -> Result<ActivateOutcome, StateError> {
-        let (site_name, id) = (site.clone(), *id);
+    async fn commit(&self, site: &SiteName, decision: Decision) -> Result<Outcome, StateError> {
+        let site = site.clone();
         self.with_conn(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let (mut site, mut deployment) = load_site_deployment(&tx, &site_name, &id)?;
-            if deployment.status == DeploymentStatus::Live {
-                return Ok(ActivateOutcome::AlreadyLive);
-            }
-            let target = deployment.target.clone();
-            let mut preview = if target.is_production() {
-                None
-            } else {
-                Some(
-                    load_preview(&tx, &site_name, &target)?.unwrap_or_else(|| Preview {
-                        site: site_name.clone(),
-                        target: target.clone(),
-                        branch: deployment.source.git().map(|git| git.branch.clone()),
-                        pull_request: deployment.source.git().and_then(|git| git.pull_request),
-                        live_deployment: None,
-                        updated_at: now,
-                        removed_at: None,
-                    }),
-                )
-            };
-            if preview.as_ref().is_some_and(|p| !p.accepts(&id)) {
-                move_status(&mut deployment, DeploymentStatus::Superseded, now)?;
-                save_deployment(&tx, &deployment)?;
-                tx.commit().map_err(unavailable)?;
-                return Ok(ActivateOutcome::TargetRemoved);
-            }
-            let current = match &preview {
-                Some(preview) => preview.live_deployment,
-                None => site.live_deployment,
-            };
-            // A newer deployment serves the target already: never move backwards.
-            if let Some(newer) = current.filter(|live| *live > id) {
-                move_status(&mut deployment, DeploymentStatus::Superseded, now)?;
-                save_deployment(&tx, &deployment)?;
-                tx.commit().map_err(unavailable)?;
-                return Ok(ActivateOutcome::Superseded { newer });
-            }
-            move_status(&mut deployment, DeploymentStatus::Live, now)?;
-            save_deployment(&tx, &deployment)?;
-            // Only a deployment of this target leaves `live`: a promoted preview
-            // deployment displaced from production stays live on its preview.
-            let previous = current.filter(|live| *live != id);
-            let previous = match previous {
-                Some(previous) if load_deployment(&tx, &previous)?.target == target => {
-                    displace(&tx, Some(previous), DeploymentStatus::Superseded, now)?
-                }
-                _ => None,
-            };
-            match preview.as_mut() {
-                Some(preview) => {
-                    preview.serve(&deployment, now);
-                    save_preview(&tx, preview)?;
-                }
-                None => {
-                    site.live_deployment = Some(id);
-                    save_site(&tx, &site)?;
-                }
-            }
+            let outcome = commit_decision(&tx, &site, &decision)?;
             tx.commit().map_err(unavailable)?;
-            Ok(ActivateOutcome::Activated { previous })
-        })
-        .await
-    }
-
-    async fn route_production(
-        &self,
-        site: &SiteName,
-        to: &DeploymentId,
-        displaced: Displaced,
-        now: OffsetDateTime,
-    ) -> Result<Deployment, StateError> {
-        let (site_name, to) = (site.clone(), *to);
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            let (mut site, mut target) = load_site_deployment(&tx, &site_name, &to)?;
-            if !target.status.is_servable() {
-                return Err(StateError::InvalidTransition {
-                    id: to,
-                    from: target.status,
-                    to: DeploymentStatus::Live,
-                });
-            }
-            if let Some(live_id) = site.live_deployment.filter(|live| live != &to) {
-                if load_deployment(&tx, &live_id)?.target.is_production() {
-                    displace(&tx, Some(live_id), displaced.status(), now)?;
-                }
-            }
-            if target.target.is_production() {
-                if target.status != DeploymentStatus::Live {
-                    move_status(&mut target, DeploymentStatus::Live, now)?;
-                }
-            } else {
-                target.activated_at = Some(now);
-                target.updated_at = now;
-            }
-            save_deployment(&tx, &target)?;
-            site.live_deployment = Some(to);
-            save_site(&tx, &site)?;
-            tx.commit().map_err(unavailable)?;
-            Ok(target)
+            Ok(outcome)
         })
         .await
     }
 
     async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
-        self.read(|conn| {
+        let records: Vec<PreviewRecord> = self.read(|conn| {
             site_records(
                 conn,
                 site,
                 "SELECT body FROM previews WHERE site = ?1 ORDER BY target",
             )
-        })
-    }
-
-    async fn remove_preview(
-        &self,
-        site: &SiteName,
-        target: &TargetName,
-        now: OffsetDateTime,
-    ) -> Result<Option<Preview>, StateError> {
-        let (site, target) = (site.clone(), target.clone());
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            load_site(&tx, &site)?;
-            let existing = load_preview(&tx, &site, &target)?;
-            let mut tombstone = existing
-                .clone()
-                .unwrap_or_else(|| Preview::empty(site.clone(), target.clone(), now));
-            displace(
-                &tx,
-                tombstone.live_deployment.take(),
-                DeploymentStatus::Superseded,
-                now,
-            )?;
-            tombstone.removed_at = Some(now);
-            tombstone.updated_at = now;
-            save_preview(&tx, &tombstone)?;
-            tx.commit().map_err(unavailable)?;
-            Ok(existing)
-        })
-        .await
+        })?;
+        Ok(records.into_iter().map(Preview::from).collect())
     }
 
     async fn record_delivery(
@@ -697,40 +569,6 @@ impl StateStore for SqliteState {
         self.with_conn(move |conn| {
             conn.execute("DELETE FROM webhook_deliveries WHERE id = ?1", [delivery])
                 .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delete_deployment(
-        &self,
-        site: &SiteName,
-        id: &DeploymentId,
-    ) -> Result<(), StateError> {
-        let (site, id) = (site.clone(), *id);
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            let (record, deployment) = load_site_deployment(&tx, &site, &id)?;
-            let routed = record.live_deployment == Some(id);
-            if routed
-                || !deployment.status.is_terminal()
-                || deployment.status == DeploymentStatus::Live
-            {
-                return Err(StateError::InUse {
-                    id,
-                    status: deployment.status,
-                });
-            }
-            tx.execute(
-                "DELETE FROM deployment_logs WHERE deployment_id = ?1",
-                [id.to_string()],
-            )
-            .map_err(unavailable)?;
-            tx.execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
-                .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -840,43 +678,7 @@ impl KeyValueStore for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_core::model::{rollback_candidate, ObjectLocation, RoutingFlags};
-    use slipway_core::ports::Bucket;
-
-    fn site(name: &str) -> Site {
-        Site {
-            name: SiteName::parse(name).unwrap(),
-            routing: RoutingFlags::default(),
-            retain: 10,
-            created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
-            repo: None,
-        }
-    }
-
-    fn deployment(site: &str) -> Deployment {
-        let id = DeploymentId::generate();
-        let source = ObjectLocation {
-            bucket: Bucket::Source,
-            key: format!("uploads/{site}/{id}.zip"),
-        };
-        Deployment::queued(
-            id,
-            SiteName::parse(site).unwrap(),
-            source,
-            false,
-            OffsetDateTime::now_utc(),
-        )
-    }
-
-    async fn publish(store: &SqliteState, d: &Deployment) {
-        for to in [DeploymentStatus::Building, DeploymentStatus::Publishing] {
-            store
-                .transition(&d.site, &d.id, to, DeploymentPatch::default())
-                .await
-                .unwrap();
-        }
-    }
+    use slipway_testkit::state_contract::site;
 
     #[tokio::test]
     async fn sites_are_unique_and_survive_reopening() {
@@ -896,155 +698,6 @@ mod tests {
             reopened.get_site(&missing).await,
             Err(StateError::SiteNotFound(_))
         ));
-    }
-
-    #[tokio::test]
-    async fn transitions_are_conditional_on_the_lifecycle() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        store.create_site(&site("docs")).await.unwrap();
-        let d = deployment("docs");
-        store.create_deployment(&d).await.unwrap();
-        let err = store
-            .transition(
-                &d.site,
-                &d.id,
-                DeploymentStatus::Live,
-                DeploymentPatch::default(),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            StateError::InvalidTransition {
-                from: DeploymentStatus::Queued,
-                ..
-            }
-        ));
-        let patch = DeploymentPatch {
-            built: Some(true),
-            ..Default::default()
-        };
-        let moved = store
-            .transition(&d.site, &d.id, DeploymentStatus::Building, patch)
-            .await
-            .unwrap();
-        assert!(moved.built);
-        let other_site = SiteName::parse("other").unwrap();
-        assert!(matches!(
-            store.get_deployment(&other_site, &d.id).await,
-            Err(StateError::SiteNotFound(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn activate_supersedes_the_previous_and_never_moves_backwards() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        store.create_site(&site("docs")).await.unwrap();
-        let older = deployment("docs");
-        let newer = deployment("docs");
-        let newest = deployment("docs");
-        for d in [&older, &newer, &newest] {
-            store.create_deployment(d).await.unwrap();
-            publish(&store, d).await;
-        }
-        let now = OffsetDateTime::now_utc();
-        assert_eq!(
-            store.activate(&newer.site, &newer.id, now).await.unwrap(),
-            ActivateOutcome::Activated { previous: None }
-        );
-        // The slower, older deploy finishes later: it must not replace the newer one.
-        assert_eq!(
-            store.activate(&older.site, &older.id, now).await.unwrap(),
-            ActivateOutcome::Superseded { newer: newer.id }
-        );
-        assert_eq!(
-            store.activate(&newer.site, &newer.id, now).await.unwrap(),
-            ActivateOutcome::AlreadyLive
-        );
-        assert_eq!(
-            store.activate(&newest.site, &newest.id, now).await.unwrap(),
-            ActivateOutcome::Activated {
-                previous: Some(newer.id)
-            }
-        );
-        let statuses: Vec<_> = store
-            .list_deployments(&older.site)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.status)
-            .collect();
-        assert_eq!(
-            statuses,
-            [
-                DeploymentStatus::Live,
-                DeploymentStatus::Superseded,
-                DeploymentStatus::Superseded
-            ]
-        );
-
-        let back = store
-            .route_production(&newer.site, &newer.id, Displaced::RolledBack, now)
-            .await
-            .unwrap();
-        assert_eq!(back.status, DeploymentStatus::Live);
-        assert_eq!(
-            store
-                .get_deployment(&newest.site, &newest.id)
-                .await
-                .unwrap()
-                .status,
-            DeploymentStatus::RolledBack
-        );
-        assert_eq!(
-            store.get_site(&newer.site).await.unwrap().live_deployment,
-            Some(newer.id)
-        );
-    }
-
-    #[tokio::test]
-    async fn live_and_in_flight_deployments_cannot_be_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        store.create_site(&site("docs")).await.unwrap();
-        let live = deployment("docs");
-        let queued = deployment("docs");
-        store.create_deployment(&live).await.unwrap();
-        store.create_deployment(&queued).await.unwrap();
-        publish(&store, &live).await;
-        store
-            .activate(&live.site, &live.id, OffsetDateTime::now_utc())
-            .await
-            .unwrap();
-        for d in [&live, &queued] {
-            assert!(matches!(
-                store.delete_deployment(&d.site, &d.id).await,
-                Err(StateError::InUse { .. })
-            ));
-            assert!(store.get_deployment(&d.site, &d.id).await.is_ok());
-        }
-    }
-
-    #[tokio::test]
-    async fn logs_append_in_order_and_read_incrementally() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        let id = DeploymentId::generate();
-        store
-            .append_log(&id, &["one".into(), "two".into()])
-            .await
-            .unwrap();
-        store.append_log(&id, &["three".into()]).await.unwrap();
-        let all = store.read_log(&id, 0).await.unwrap();
-        assert_eq!(
-            all.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
-            ["one", "two", "three"]
-        );
-        let rest = store.read_log(&id, all[1].seq).await.unwrap();
-        assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0].line, "three");
     }
 
     #[tokio::test]
@@ -1088,150 +741,6 @@ mod tests {
         assert!(store.running_executions().await.unwrap().is_empty());
     }
 
-    /// A published deployment of `target`, built from a commit on `branch`.
-    async fn published_preview(store: &SqliteState, target: &str) -> Deployment {
-        let mut d = deployment("docs");
-        d.target = TargetName::parse(target).unwrap();
-        store.create_deployment(&d).await.unwrap();
-        publish(store, &d).await;
-        d
-    }
-
-    async fn status_of(store: &SqliteState, d: &Deployment) -> DeploymentStatus {
-        store.get_deployment(&d.site, &d.id).await.unwrap().status
-    }
-
-    #[tokio::test]
-    async fn previews_go_live_on_their_own_target_and_never_touch_production() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        store.create_site(&site("docs")).await.unwrap();
-        let now = OffsetDateTime::now_utc();
-        let production = deployment("docs");
-        store.create_deployment(&production).await.unwrap();
-        publish(&store, &production).await;
-        store
-            .activate(&production.site, &production.id, now)
-            .await
-            .unwrap();
-
-        let older = published_preview(&store, "pr-7").await;
-        let newer = published_preview(&store, "pr-7").await;
-        assert_eq!(
-            store.activate(&newer.site, &newer.id, now).await.unwrap(),
-            ActivateOutcome::Activated { previous: None }
-        );
-        // The slower, older build of the same preview loses; production is untouched.
-        assert_eq!(
-            store.activate(&older.site, &older.id, now).await.unwrap(),
-            ActivateOutcome::Superseded { newer: newer.id }
-        );
-        let record = store.get_site(&production.site).await.unwrap();
-        assert_eq!(record.live_deployment, Some(production.id));
-        assert_eq!(status_of(&store, &production).await, DeploymentStatus::Live);
-        let previews = store.list_previews(&production.site).await.unwrap();
-        assert_eq!(previews.len(), 1);
-        assert_eq!(previews[0].live_deployment, Some(newer.id));
-        // Preview activations are not production activations: rollback never goes there.
-        let live_preview = store.get_deployment(&newer.site, &newer.id).await.unwrap();
-        assert_eq!(live_preview.activated_at, None);
-    }
-
-    #[tokio::test]
-    async fn promote_serves_a_preview_in_production_and_rollback_undoes_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        store.create_site(&site("docs")).await.unwrap();
-        let now = OffsetDateTime::now_utc();
-        let production = deployment("docs");
-        store.create_deployment(&production).await.unwrap();
-        publish(&store, &production).await;
-        store
-            .activate(&production.site, &production.id, now)
-            .await
-            .unwrap();
-        let preview = published_preview(&store, "feature-x").await;
-        store
-            .activate(&preview.site, &preview.id, now)
-            .await
-            .unwrap();
-
-        let promoted = store
-            .route_production(&preview.site, &preview.id, Displaced::Superseded, now)
-            .await
-            .unwrap();
-        // Still live on its preview; now production's too.
-        assert_eq!(promoted.status, DeploymentStatus::Live);
-        assert!(promoted.activated_at.is_some());
-        let record = store.get_site(&preview.site).await.unwrap();
-        assert_eq!(record.live_deployment, Some(preview.id));
-        assert_eq!(
-            status_of(&store, &production).await,
-            DeploymentStatus::Superseded
-        );
-        let deployments = store.list_deployments(&preview.site).await.unwrap();
-        assert_eq!(
-            rollback_candidate(&deployments, record.live_deployment).map(|d| d.id),
-            Some(production.id)
-        );
-
-        // Rolling back leaves the preview serving its deployment.
-        store
-            .route_production(&production.site, &production.id, Displaced::RolledBack, now)
-            .await
-            .unwrap();
-        assert_eq!(status_of(&store, &production).await, DeploymentStatus::Live);
-        assert_eq!(status_of(&store, &preview).await, DeploymentStatus::Live);
-        assert_eq!(
-            store.get_site(&preview.site).await.unwrap().live_deployment,
-            Some(production.id)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_removed_preview_stays_removed_for_builds_already_in_flight() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        store.create_site(&site("docs")).await.unwrap();
-        let now = OffsetDateTime::now_utc();
-        let live = published_preview(&store, "pr-3").await;
-        store.activate(&live.site, &live.id, now).await.unwrap();
-        let in_flight = published_preview(&store, "pr-3").await;
-
-        let target = TargetName::parse("pr-3").unwrap();
-        let removed_at = OffsetDateTime::now_utc();
-        let before = store
-            .remove_preview(&live.site, &target, removed_at)
-            .await
-            .unwrap();
-        assert_eq!(before.unwrap().live_deployment, Some(live.id));
-        assert_eq!(status_of(&store, &live).await, DeploymentStatus::Superseded);
-        assert_eq!(
-            store
-                .activate(&in_flight.site, &in_flight.id, removed_at)
-                .await
-                .unwrap(),
-            ActivateOutcome::TargetRemoved
-        );
-        let previews = store.list_previews(&live.site).await.unwrap();
-        assert_eq!(previews[0].live_deployment, None);
-        assert!(previews[0].removed_at.is_some());
-
-        // Reopened later: a deployment created after the removal goes live again.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        let reopened = published_preview(&store, "pr-3").await;
-        assert!(matches!(
-            store
-                .activate(&reopened.site, &reopened.id, OffsetDateTime::now_utc())
-                .await
-                .unwrap(),
-            ActivateOutcome::Activated { .. }
-        ));
-        let previews = store.list_previews(&live.site).await.unwrap();
-        assert_eq!(previews[0].removed_at, None);
-        assert_eq!(previews[0].live_deployment, Some(reopened.id));
-    }
-
     // The writer's lock is held across the reads on purpose: a write in progress.
     #[allow(clippy::await_holding_lock)]
     #[tokio::test]
@@ -1265,21 +774,5 @@ mod tests {
             store.get("docs.localhost").await.unwrap().as_deref(),
             Some("docs/v2")
         );
-    }
-
-    #[tokio::test]
-    async fn deliveries_are_recorded_once_until_they_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteState::open(&dir.path().join("s.db")).unwrap();
-        let later = OffsetDateTime::now_utc() + time::Duration::days(7);
-        assert!(store.record_delivery("d-1", later).await.unwrap());
-        assert!(!store.record_delivery("d-1", later).await.unwrap());
-        assert!(store.record_delivery("d-2", later).await.unwrap());
-        let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-        assert!(store.record_delivery("d-3", past).await.unwrap());
-        assert!(store.record_delivery("d-3", later).await.unwrap());
-        // A delivery whose handling failed is forgotten, so GitHub's redelivery is handled.
-        store.forget_delivery("d-1").await.unwrap();
-        assert!(store.record_delivery("d-1", later).await.unwrap());
     }
 }

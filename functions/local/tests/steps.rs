@@ -4,7 +4,7 @@ mod support;
 
 use slipway_core::model::{DeploymentSource, DeploymentStatus, ObjectLocation};
 use slipway_core::names::DeploymentId;
-use slipway_core::ports::{Bucket, KeyValueStore, ObjectStore, StateStore};
+use slipway_core::ports::{Bucket, KeyValueStore, Lifecycle, ObjectStore, StateStore};
 use slipway_core::steps::{
     self, ActivateInput, ArtifactRef, CaughtError, MarkFailedInput, PrepareInput, PrepareOutput,
     PruneInput, PublishInput,
@@ -357,7 +357,7 @@ async fn prune_keeps_retention_live_and_the_rollback_target() {
         .route_production(
             &site,
             &ids[1],
-            slipway_core::ports::Displaced::RolledBack,
+            slipway_core::decisions::Displaced::RolledBack,
             time::OffsetDateTime::now_utc(),
         )
         .await

@@ -116,7 +116,7 @@ impl Hosting {
             routing: Default::default(),
             retain,
             created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
+            production: None,
             repo: None,
         };
         self.state.create_site(&site).await?;

@@ -19,9 +19,7 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
                 root: args.root.map(|root| root.to_string()),
             };
             let site = client.create_site(&request).await?;
-            output.result(&site, || {
-                format!("created {}: {}", site.site.name, site.url)
-            });
+            output.result(&site, || format!("created {}: {}", site.name, site.url));
         }
         SitesCommand::List(args) => {
             let client = super::client(args.client).await?;
@@ -34,7 +32,7 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
                     .iter()
                     .map(|view| {
                         vec![
-                            view.site.name.to_string(),
+                            view.name.to_string(),
                             live(view),
                             flags(view),
                             view.url.clone(),
@@ -48,14 +46,14 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
             let client = super::client(args.client).await?;
             let view = client.get_site(&args.name).await?;
             output.result(&view, || {
-                let created = super::deployments::timestamp(view.site.created_at);
+                let created = super::deployments::timestamp(view.created_at);
                 format!(
                     "name     {}\nurl      {}\nlive     {}\nrouting  {}\nretain   {}\nrepo     {}\ncreated  {created}",
-                    view.site.name,
+                    view.name,
                     view.url,
                     live(&view),
                     flags(&view),
-                    view.site.retain,
+                    view.retain,
                     repo(&view),
                 )
             });
@@ -65,14 +63,13 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
 }
 
 fn live(view: &SiteView) -> String {
-    view.site
-        .live_deployment
+    view.live_deployment
         .map_or_else(|| "-".to_owned(), |id| id.to_string())
 }
 
 /// `owner/repo (production: main, root: apps/web)`, or `-` for a site without one.
 fn repo(view: &SiteView) -> String {
-    let Some(link) = &view.site.repo else {
+    let Some(link) = &view.repo else {
         return "-".to_owned();
     };
     match &link.root {
@@ -85,7 +82,7 @@ fn repo(view: &SiteView) -> String {
 }
 
 fn flags(view: &SiteView) -> String {
-    let routing = view.site.routing;
+    let routing = view.routing();
     let names: Vec<&str> = [(routing.spa, "spa"), (routing.clean_urls, "clean-urls")]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))

@@ -6,9 +6,10 @@ use time::OffsetDateTime;
 
 use super::report_commit_status;
 use super::{Pipeline, StepError};
+use crate::decisions::ActivateOutcome;
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName, TargetName};
-use crate::ports::{ActivateOutcome, CommitState};
+use crate::ports::{CommitState, Lifecycle};
 use crate::routing::route_value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,14 +122,14 @@ pub async fn sync_target(
 ) -> Result<(), StepError> {
     let host = p.config.hosts.target(target, site);
     let live = if target.is_production() {
-        p.state.get_site(site).await?.live_deployment
+        p.state.get_site(site).await?.live_deployment()
     } else {
         p.state
             .list_previews(site)
             .await?
             .into_iter()
             .find(|preview| &preview.target == target && preview.removed_at.is_none())
-            .and_then(|preview| preview.live_deployment)
+            .and_then(|preview| preview.live_deployment())
     };
     match live {
         Some(live) => {

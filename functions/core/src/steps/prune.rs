@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::{Pipeline, StepError};
 use std::collections::{HashMap, HashSet};
 
-use crate::model::{rollback_candidate, Deployment, DeploymentStatus, Preview};
+use crate::model::{rollback_candidate, Deployment, LifecycleError, Preview, Traffic};
 use crate::names::{DeploymentId, SiteName, TargetName};
-use crate::ports::{Bucket, StateError};
+use crate::ports::{Bucket, Lifecycle, StateError};
 use crate::routing::deployment_prefix;
 
 use super::prepare::artifact_path;
@@ -33,15 +33,17 @@ pub struct PruneOutput {
 pub fn prunable<'a>(
     deployments: &'a [Deployment],
     retain: u32,
-    production: Option<DeploymentId>,
+    production: Option<Traffic>,
     previews: &[Preview],
 ) -> Vec<&'a Deployment> {
     let mut protected: HashSet<DeploymentId> = previews
         .iter()
-        .filter_map(|preview| preview.live_deployment)
+        .filter_map(|preview| preview.traffic)
         .chain(production)
+        .flat_map(|traffic| traffic.deployments().collect::<Vec<_>>())
         .collect();
-    protected.extend(rollback_candidate(deployments, production).map(|d| d.id));
+    let live = production.map(|traffic| traffic.stable);
+    protected.extend(rollback_candidate(deployments, live).map(|d| d.id));
     let removed: HashSet<&TargetName> = previews
         .iter()
         .filter(|preview| preview.removed_at.is_some())
@@ -59,7 +61,7 @@ pub fn prunable<'a>(
             *count += 1;
             *count > retain
         })
-        .filter(|d| d.status != DeploymentStatus::Live && !protected.contains(&d.id))
+        .filter(|d| !d.status.is_serving() && !protected.contains(&d.id))
         .collect()
 }
 
@@ -72,7 +74,7 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
         objects_deleted: 0,
         requests: 0,
     };
-    for deployment in prunable(&deployments, site.retain, site.live_deployment, &previews) {
+    for deployment in prunable(&deployments, site.retain, site.production, &previews) {
         // The record goes first, conditionally: once it is gone nothing can route to the
         // files, and if a rollback made it live meanwhile, it and its files stay.
         match p
@@ -81,7 +83,7 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
             .await
         {
             Ok(()) => {}
-            Err(StateError::InUse { .. }) => continue,
+            Err(StateError::Lifecycle(LifecycleError::InUse { .. })) => continue,
             Err(e) => return Err(e.into()),
         }
         p.kvs

@@ -76,7 +76,7 @@ impl Harness {
             routing: Default::default(),
             retain,
             created_at: OffsetDateTime::now_utc(),
-            live_deployment: None,
+            production: None,
             repo: None,
         };
         self.state.create_site(&site).await.unwrap();

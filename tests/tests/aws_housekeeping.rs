@@ -1,0 +1,220 @@
+//! Housekeeping on the AWS adapters, as the housekeeping Lambda function runs it: S3 on s3s-fs
+//! (which checks SigV4), state on moto's DynamoDB. One sweep fails the upload that never
+//! arrived (HeadObject's 404), the upload that arrived but never started, and the deployment
+//! left building past any deploy's length (its partial files deleted), and nothing else; an
+//! aborted execution fails the deployment it left in flight, once.
+//!
+//! The emulators are started by `tests/run-all.sh`, which exports their URLs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use slipway_aws::dynamodb::{self, DynamoState};
+use slipway_aws::kvs::{self, KvsArn, KvsRoutes};
+use slipway_aws::s3::{self, S3Objects};
+use slipway_core::api::ControlPlane;
+use slipway_core::housekeeping::{fail_if_in_flight, sweep, ExecutionEnd, INTERRUPTED};
+use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
+use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta};
+use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::steps::{self, BucketNames, Pipeline, PipelineConfig, PrepareInput};
+use slipway_core::zipsafe::ZipLimits;
+use slipway_github::{GithubApi, GithubConfig};
+use slipway_tests::zip_bytes;
+use time::{Duration, OffsetDateTime};
+
+// The adapter tests' emulator set-up (URLs, test credentials, unique names), shared as is.
+#[path = "../../functions/aws/tests/support/mod.rs"]
+mod support;
+use support::{moto_url, s3s_url, sdk_config, unique};
+
+async fn aws_pipeline() -> (Pipeline, Arc<S3Objects>) {
+    let s3s = sdk_config(&s3s_url());
+    let moto = sdk_config(&moto_url());
+    let buckets = BucketNames {
+        source: unique("source"),
+        artifacts: unique("artifacts"),
+        hosting: unique("hosting"),
+    };
+    let s3_client = s3::client(&s3s);
+    for name in [&buckets.source, &buckets.artifacts, &buckets.hosting] {
+        s3::create_bucket(&s3_client, name).await.unwrap();
+    }
+    let table = unique("slipway");
+    let dynamo_client = dynamodb::client(&moto);
+    dynamodb::create_table(&dynamo_client, &table)
+        .await
+        .unwrap();
+    let objects = Arc::new(S3Objects::new(s3_client, buckets.clone()));
+    let github = Arc::new(GithubApi::new(GithubConfig::default()).unwrap());
+    // Failing a deployment never touches the routes: a store nobody answers for will do.
+    let kvs_arn = KvsArn::parse(
+        "arn:aws:cloudfront::111122223333:key-value-store/0a1b2c3d-1111-2222-3333-444455556666",
+    )
+    .unwrap();
+    let pipeline = Pipeline {
+        objects: objects.clone(),
+        state: Arc::new(DynamoState::new(dynamo_client, table)),
+        kvs: Arc::new(KvsRoutes::new(kvs::client(&moto), kvs_arn)),
+        repos: github.clone(),
+        statuses: github,
+        config: PipelineConfig {
+            hosts: Hosts::single("example.test"),
+            urls: UrlTemplate::parse("https://{host}/").unwrap(),
+            buckets,
+            zip_limits: ZipLimits::default(),
+            publish_concurrency: 4,
+        },
+    };
+    (pipeline, objects)
+}
+
+/// The site, created through the API as a user creates it.
+async fn create_site(pipeline: &Pipeline, objects: Arc<S3Objects>) -> SiteName {
+    let api = ControlPlane::new(pipeline.clone(), objects);
+    let request = http::Request::post("/sites")
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(br#"{"name":"docs"}"#))
+        .unwrap();
+    let response = api.handle(request).await;
+    assert!(response.status().is_success(), "{response:?}");
+    SiteName::parse("docs").unwrap()
+}
+
+async fn put(pipeline: &Pipeline, bucket: Bucket, key: &str, bytes: Vec<u8>) {
+    let meta = ObjectMeta {
+        content_type: "application/octet-stream".into(),
+        cache_control: None,
+    };
+    let body = ObjectBody::Bytes(Bytes::from(bytes));
+    pipeline
+        .objects
+        .put(bucket, key, body, &meta)
+        .await
+        .unwrap();
+}
+
+/// A queued deployment of an upload created at `at`; its zip is stored when `arrived`.
+async fn queued(
+    pipeline: &Pipeline,
+    site: &SiteName,
+    at: OffsetDateTime,
+    arrived: bool,
+) -> Deployment {
+    let id = DeploymentId::generate();
+    let source = ObjectLocation {
+        bucket: Bucket::Source,
+        key: format!("uploads/{site}/{id}.zip"),
+    };
+    if arrived {
+        let zip = zip_bytes(&[("index.html", b"<h1>hi</h1>".as_slice())]);
+        put(pipeline, Bucket::Source, &source.key, zip).await;
+    }
+    let deployment = Deployment::queued(id, site.clone(), source, true, at);
+    pipeline.state.create_deployment(&deployment).await.unwrap();
+    deployment
+}
+
+/// A deployment created at `at` that Prepare moved to building, with a partly published file.
+async fn building(pipeline: &Pipeline, site: &SiteName, at: OffsetDateTime) -> Deployment {
+    let deployment = queued(pipeline, site, at, true).await;
+    let input = PrepareInput {
+        site: site.clone(),
+        deployment_id: deployment.id,
+        source: deployment.source.clone(),
+        prebuilt: true,
+    };
+    steps::prepare(pipeline, input).await.unwrap();
+    let partial = format!("{site}/{}/index.html", deployment.id);
+    put(pipeline, Bucket::Hosting, &partial, b"half".to_vec()).await;
+    deployment
+}
+
+async fn status_and_error(
+    pipeline: &Pipeline,
+    d: &Deployment,
+) -> (DeploymentStatus, Option<String>) {
+    let stored = pipeline.state.get_deployment(&d.site, &d.id).await.unwrap();
+    (stored.status, stored.error.map(|e| e.name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_on_the_aws_adapters_fails_only_what_no_execution_will_finish() {
+    let (pipeline, objects) = aws_pipeline().await;
+    let site = create_site(&pipeline, objects).await;
+    // The sweep runs a day and an hour from now: what was created now is old by then.
+    let now = OffsetDateTime::now_utc();
+    let later = now + Duration::hours(25);
+    let abandoned = queued(&pipeline, &site, now, false).await;
+    let never_started = queued(&pipeline, &site, now, true).await;
+    let awaited = queued(&pipeline, &site, later - Duration::minutes(2), false).await;
+    let stalled = building(&pipeline, &site, now).await;
+    let recent = building(&pipeline, &site, later - Duration::hours(2)).await;
+
+    let swept = sweep(&pipeline, later).await.unwrap();
+
+    assert_eq!(
+        swept.expired.iter().collect::<BTreeSet<_>>(),
+        BTreeSet::from([&abandoned.id, &never_started.id])
+    );
+    assert_eq!(swept.interrupted, [stalled.id]);
+    for expired in [&abandoned, &never_started] {
+        assert_eq!(
+            status_and_error(&pipeline, expired).await,
+            (DeploymentStatus::Failed, Some("UploadExpired".to_owned()))
+        );
+    }
+    assert_eq!(
+        status_and_error(&pipeline, &stalled).await,
+        (DeploymentStatus::Failed, Some(INTERRUPTED.to_owned()))
+    );
+    let partial = |d: &Deployment| format!("{site}/{}/", d.id);
+    let hosted = pipeline
+        .objects
+        .list(Bucket::Hosting, &partial(&stalled))
+        .await
+        .unwrap();
+    assert!(hosted.is_empty(), "{hosted:?}");
+    // The failed deployment's own upload goes with it.
+    let upload = stalled.source.archive().unwrap();
+    assert!(pipeline
+        .objects
+        .head(Bucket::Source, &upload.key)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        status_and_error(&pipeline, &awaited).await,
+        (DeploymentStatus::Queued, None)
+    );
+    assert_eq!(
+        status_and_error(&pipeline, &recent).await,
+        (DeploymentStatus::Building, None)
+    );
+    assert_eq!(sweep(&pipeline, later).await.unwrap(), Default::default());
+
+    // Step Functions says the execution that held `recent` was aborted.
+    let execution = slipway_core::trigger::execution_name(&recent.id);
+    let error = ExecutionEnd::Aborted.error(&execution, None, None);
+    assert!(
+        fail_if_in_flight(&pipeline, &site, &recent.id, error.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        status_and_error(&pipeline, &recent).await,
+        (DeploymentStatus::Failed, Some(INTERRUPTED.to_owned()))
+    );
+    assert!(pipeline
+        .objects
+        .list(Bucket::Hosting, &partial(&recent))
+        .await
+        .unwrap()
+        .is_empty());
+    // A repeated event finds it failed already.
+    assert!(!fail_if_in_flight(&pipeline, &site, &recent.id, error)
+        .await
+        .unwrap());
+}
