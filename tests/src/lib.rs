@@ -1,9 +1,9 @@
 //! The end-to-end harness: a real `slipway dev` process on loopback ports, the real
 //! `slipway` binary as the client, and an HTTP client that reaches sites through the edge.
 //!
-//! It drives the binaries from outside, as a user would, and links none of slipway's crates;
-//! only the tests under `tests/tests/` do (as dev-dependencies), where they check agreement
-//! between the code, `infra/` and `statemachines/`.
+//! It drives the binaries from outside, as a user would, and links none of slipway's crates:
+//! only the tests under `tests/tests/` do (as dev-dependencies), to run the AWS adapters and
+//! to hold the code, `infra/` and `statemachines/` together.
 
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::net::SocketAddr;

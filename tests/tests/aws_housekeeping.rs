@@ -18,7 +18,7 @@ use slipway_core::housekeeping::{fail_if_in_flight, sweep, ExecutionEnd, INTERRU
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta};
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::steps::{self, BucketNames, Pipeline, PipelineConfig, PrepareInput};
 use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig};
@@ -57,7 +57,10 @@ async fn aws_pipeline() -> (Pipeline, Arc<S3Objects>) {
     let pipeline = Pipeline {
         objects: objects.clone(),
         state: Arc::new(DynamoState::new(dynamo_client, table)),
-        kvs: Arc::new(KvsRoutes::new(kvs::client(&moto), kvs_arn)),
+        switch: Arc::new(KvsSwitch::new(
+            Arc::new(KvsRoutes::new(kvs::client(&moto), kvs_arn)),
+            Hosts::single("example.test"),
+        )),
         repos: github.clone(),
         statuses: github,
         config: PipelineConfig {

@@ -19,8 +19,8 @@ use slipway_aws::kvs_test_server::KvsTestServer;
 use slipway_aws::s3::{self, S3Objects};
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta};
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::ports::{Bucket, KeyValueStore, ObjectBody, ObjectMeta};
+use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
 use slipway_core::trigger::{on_source_object, SourceEvent, TriggerOutcome};
 use slipway_core::zipsafe::ZipLimits;
@@ -30,7 +30,7 @@ use slipway_local::edge::{router_source, EdgeConfig, EdgeRequest, EdgeRouter, Ro
 use slipway_local::git::GitRepos;
 use slipway_local::objects::FsObjectStore;
 use slipway_local::sqlite::SqliteState;
-use slipway_local::workflow::LocalWorkflow;
+use slipway_local::workflow::{LocalDefinition, LocalWorkflow};
 use slipway_tests::{noise, zip_bytes};
 use time::OffsetDateTime;
 
@@ -79,7 +79,12 @@ struct Outcome {
 
 /// Runs one prebuilt deploy of `zip` on `pipeline` through the source trigger and the
 /// deploy-site definition, and reads back everything it produced.
-async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
+async fn deploy(
+    pipeline: Pipeline,
+    routes: Arc<dyn KeyValueStore>,
+    scratch: &Path,
+    zip: Vec<u8>,
+) -> Outcome {
     let site = SiteName::parse(SITE).unwrap();
     pipeline
         .state
@@ -122,7 +127,13 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
         pipeline.state.clone(),
         scratch.join("builds"),
     ));
-    let workflow = LocalWorkflow::new(pipeline.clone(), builder, executions).unwrap();
+    let workflow = LocalWorkflow::new(
+        vec![LocalDefinition::deploy_site(pipeline.clone())],
+        builder,
+        pipeline.config.buckets.clone(),
+        executions,
+    )
+    .unwrap();
     let event = SourceEvent {
         key,
         version: stored.etag,
@@ -177,20 +188,15 @@ async fn deploy(pipeline: Pipeline, scratch: &Path, zip: Vec<u8>) -> Outcome {
         );
     }
     let host = Hosts::single(DOMAIN).production(&site);
-    let route = pipeline
-        .kvs
+    let route = routes
         .get(&host)
         .await
         .unwrap()
         .map(|v| v.replace(&id_text, "{id}"));
 
-    let router = EdgeRouter::start(
-        router_source(),
-        pipeline.kvs.clone(),
-        &EdgeConfig::default(),
-    )
-    .await
-    .unwrap();
+    let router = EdgeRouter::start(router_source(), routes, &EdgeConfig::default())
+        .await
+        .unwrap();
     let mut rewrites = BTreeMap::new();
     for path in [
         "/",
@@ -244,16 +250,23 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
     // slipway dev's embedded stores.
     let local_state = SqliteState::open(&scratch.path().join("state.db")).unwrap();
     let local_objects = Arc::new(FsObjectStore::new(scratch.path().join("objects")).unwrap());
+    let local_routes: Arc<dyn KeyValueStore> = Arc::new(local_state.clone());
     let local = Pipeline {
         objects: local_objects,
-        state: Arc::new(local_state.clone()),
-        kvs: Arc::new(local_state),
+        state: Arc::new(local_state),
+        switch: Arc::new(KvsSwitch::new(local_routes.clone(), Hosts::single(DOMAIN))),
         repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
         statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
         config: config(slipway_local::dev::local_buckets()),
     };
     std::fs::create_dir_all(scratch.path().join("local")).unwrap();
-    let expected = deploy(local, &scratch.path().join("local"), zip.clone()).await;
+    let expected = deploy(
+        local,
+        local_routes,
+        &scratch.path().join("local"),
+        zip.clone(),
+    )
+    .await;
 
     // The AWS adapters against the emulators.
     let s3s = sdk_config(&s3s_url());
@@ -274,16 +287,18 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
         .await
         .unwrap();
     let kvs_client = kvs::client_for_endpoint(&moto, kvs_server.url());
+    let aws_routes: Arc<dyn KeyValueStore> =
+        Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone()));
     let aws = Pipeline {
         objects: Arc::new(S3Objects::new(s3_client, buckets.clone())),
         state: Arc::new(DynamoState::new(dynamo_client, table)),
-        kvs: Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone())),
+        switch: Arc::new(KvsSwitch::new(aws_routes.clone(), Hosts::single(DOMAIN))),
         repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
         statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
         config: config(buckets),
     };
     std::fs::create_dir_all(scratch.path().join("aws")).unwrap();
-    let actual = deploy(aws, &scratch.path().join("aws"), zip).await;
+    let actual = deploy(aws, aws_routes, &scratch.path().join("aws"), zip).await;
 
     assert_eq!(
         actual.objects.keys().collect::<Vec<_>>(),

@@ -22,7 +22,7 @@ mod tests {
     use serde_json::json;
     use slipway_core::model::{Deployment, DeploymentStatus};
     use slipway_core::names::DeploymentId;
-    use slipway_core::ports::StateStore;
+    use slipway_core::ports::{KeyValueStore, StateStore};
     use slipway_lambda::testing::{invocation, Embedded};
 
     use super::*;
@@ -51,7 +51,9 @@ mod tests {
         assert_eq!(output.status, DeploymentStatus::Live);
         assert_eq!(output.previous, Some(first.id));
         assert_eq!(
-            stores.pipeline.kvs.get("docs.sites.test").await.unwrap(),
+            KeyValueStore::get(&stores.state, "docs.sites.test")
+                .await
+                .unwrap(),
             Some(format!("docs/{}", second.id))
         );
         let site_now = stores.state.get_site(&site).await.unwrap();
@@ -74,7 +76,9 @@ mod tests {
         assert_eq!(output.status, DeploymentStatus::Superseded);
         assert_eq!(output.superseded_by, Some(newer.id));
         assert_eq!(
-            stores.pipeline.kvs.get("docs.sites.test").await.unwrap(),
+            KeyValueStore::get(&stores.state, "docs.sites.test")
+                .await
+                .unwrap(),
             Some(format!("docs/{}", newer.id))
         );
     }
@@ -92,7 +96,9 @@ mod tests {
 
         assert_eq!(Diagnostic::from(failure).error_type, "DeploymentNotFound");
         assert_eq!(
-            stores.pipeline.kvs.get("docs.sites.test").await.unwrap(),
+            KeyValueStore::get(&stores.state, "docs.sites.test")
+                .await
+                .unwrap(),
             None
         );
     }

@@ -11,6 +11,8 @@
 //! both report `Started`; Step Functions still runs only one execution. So a caller needs
 //! `states:DescribeExecution` on the state machine's executions besides `states:StartExecution`.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::error::{DisplayErrorContext, SdkError};
@@ -18,7 +20,9 @@ use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
 use aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryError;
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use serde::{Deserialize, Serialize};
-use slipway_core::ports::{BoxError, DeployRequest, StartOutcome, WorkflowError, WorkflowStarter};
+use slipway_core::ports::{
+    BoxError, DeployRequest, StartOutcome, Workflow, WorkflowError, WorkflowStarter,
+};
 use time::{Duration, OffsetDateTime};
 
 /// How much older than our lookup a returned `startDate` must be to count as a replay:
@@ -246,9 +250,44 @@ impl SfnWorkflow {
     }
 }
 
+/// The state machines a function may start, by workflow: the stack passes each one's ARN.
+#[derive(Debug, Clone, Default)]
+pub struct SfnWorkflows {
+    machines: BTreeMap<Workflow, SfnWorkflow>,
+}
+
+impl SfnWorkflows {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts `workflow` on `machine` from now on.
+    pub fn with(mut self, workflow: Workflow, machine: SfnWorkflow) -> Self {
+        self.machines.insert(workflow, machine);
+        self
+    }
+}
+
 #[async_trait]
-impl WorkflowStarter for SfnWorkflow {
+impl WorkflowStarter for SfnWorkflows {
     async fn start(
+        &self,
+        workflow: Workflow,
+        execution_name: &str,
+        request: &DeployRequest,
+    ) -> Result<StartOutcome, WorkflowError> {
+        let machine = self
+            .machines
+            .get(&workflow)
+            .ok_or(WorkflowError::NotRegistered(workflow))?;
+        machine.start(execution_name, request).await
+    }
+}
+
+impl SfnWorkflow {
+    /// Starts an execution of this state machine, once per name: a name that exists already
+    /// (a repeated event) is [`StartOutcome::AlreadyStarted`].
+    pub async fn start(
         &self,
         execution_name: &str,
         request: &DeployRequest,
@@ -289,8 +328,9 @@ impl WorkflowStarter for SfnWorkflow {
             site = %request.site,
             deployment_id = %request.deployment_id,
             execution = %name.as_str(),
+            state_machine = %self.state_machine_arn.as_str(),
             ?outcome,
-            "deploy-site start"
+            "execution start"
         );
         Ok(outcome)
     }

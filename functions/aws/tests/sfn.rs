@@ -250,3 +250,24 @@ async fn a_missing_state_machine_is_unavailable_not_started() {
 
     assert!(matches!(result, Err(WorkflowError::Unavailable(_))));
 }
+
+#[tokio::test]
+async fn a_workflow_the_registry_was_not_given_is_refused_by_name() {
+    let h = harness().await;
+    let registry = slipway_aws::sfn::SfnWorkflows::new();
+    let req = request("uploads/docs/unregistered.zip");
+    let refused = registry
+        .start(
+            slipway_core::ports::Workflow::DeploySite,
+            &execution_name(&req.deployment_id),
+            &req,
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(WorkflowError::NotRegistered(
+            slipway_core::ports::Workflow::DeploySite
+        ))
+    ));
+    assert_eq!(h.execution_count().await, 0, "nothing started");
+}

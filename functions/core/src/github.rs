@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::api::{json_response, ApiError};
 use crate::model::{Deployment, DeploymentSource, GitSource, Site};
 use crate::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
-use crate::ports::{DeployRequest, Lifecycle, StateError, WorkflowStarter};
+use crate::ports::{DeployRequest, Lifecycle, StateError, Workflow, WorkflowStarter};
 use crate::steps::{sync_target, Pipeline};
 use crate::trigger::execution_name;
 
@@ -442,6 +442,7 @@ impl GithubWebhook {
         self.pipeline.state.create_deployment(&deployment).await?;
         self.workflow
             .start(
+                Workflow::DeploySite,
                 &execution_name(&deployment.id),
                 &DeployRequest::for_deployment(&deployment),
             )

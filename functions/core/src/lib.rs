@@ -4,9 +4,10 @@
 //! - The lifecycle's decisions (activate, route production, remove a preview, delete a
 //!   deployment's record) live in [`decisions`], as pure functions over a snapshot of the
 //!   records they read. Stores run them through [`ports::StateStore::commit`] and only read
-//!   and apply the plan; nothing else decides a lifecycle move.
-//! - [`model`] is the domain, [`records`] how the stores keep it, [`api_types`] how the API
-//!   shows it: a rename in one must not change the others.
+//!   and apply the plan they return; no store or handler makes these decisions itself.
+//! - [`model`] is the domain, [`records`] how the stores keep sites and previews,
+//!   [`api_types`] how the API shows them: renaming a domain field must not change what is
+//!   stored or what the API sends.
 //! - Site-only code (static hosting): [`build_plan`], [`media`], [`routing`] and the Publish
 //!   step ([`steps::publish`]). The rest is the lifecycle of any deployment.
 //! - No `aws-sdk-*` and no HTTP server: [`api`] and [`github`] take and return `http` types,

@@ -57,9 +57,10 @@ impl DeploymentStatus {
         )
     }
 
-    /// Still inside the pipeline.
+    /// Still inside the pipeline, before any traffic reaches it: it may still fail. A canary
+    /// is neither in flight nor finished: it serves, and ends live or rolled back.
     pub fn is_in_flight(self) -> bool {
-        !self.is_terminal()
+        matches!(self, Self::Queued | Self::Building | Self::Publishing)
     }
 
     /// It is published and complete, so traffic may be routed to it.
@@ -490,10 +491,10 @@ mod tests {
 
     #[test]
     fn only_in_flight_deployments_can_fail() {
-        for s in [Queued, Building, Publishing, Canary] {
+        for s in [Queued, Building, Publishing] {
             assert!(s.can_move_to(Failed));
         }
-        for s in [Live, Superseded, Failed, RolledBack] {
+        for s in [Canary, Live, Superseded, Failed, RolledBack] {
             assert!(!s.can_move_to(Failed), "{s} must not fail");
         }
     }
@@ -509,7 +510,7 @@ mod tests {
     fn sources_of_lists_exactly_the_allowed_moves() {
         assert_eq!(
             DeploymentStatus::sources_of(Failed),
-            [Queued, Building, Publishing, Canary]
+            [Queued, Building, Publishing]
         );
         assert_eq!(
             DeploymentStatus::sources_of(Live),

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::decisions::{ActivateOutcome, Decision, Displaced, Outcome};
 use crate::model::{
-    Deployment, DeploymentSource, DeploymentStatus, GitSource, LifecycleError, Preview,
-    RecordedError, Site,
+    CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, GitSource, LifecycleError,
+    Preview, RecordedError, Site,
 };
 use crate::names::{CommitSha, DeploymentId, RepoName, SiteName, TargetName};
 
@@ -348,7 +348,41 @@ pub trait KeyValueStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), KvsError>;
 }
 
-/// What starts a deploy: the execution input of `deploy-site`.
+/// What a target serves, with the records a switch needs (a site's routing flags, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    pub stable: Deployment,
+    pub canary: Option<(Deployment, CanaryWeight)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// The edge's routing table refused or failed a write.
+    #[error(transparent)]
+    Routes(#[from] KvsError),
+}
+
+/// Makes a target's public address send its requests where the state store says it should:
+/// going live, rollback, promote and preview removal all end here. Sites switch the edge's
+/// key-value store ([`crate::routing::KvsSwitch`]); each kind of deployable brings its own.
+#[async_trait]
+pub trait TrafficSwitch: Send + Sync {
+    /// Gives a published deployment an address of its own, until it is pruned.
+    async fn expose(&self, deployment: &Deployment) -> Result<(), SwitchError>;
+
+    /// Sends `target`'s requests as `serving` says, or takes its address down (`None`).
+    async fn switch(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+        serving: Option<&Serving>,
+    ) -> Result<(), SwitchError>;
+
+    /// Takes a pruned deployment's own address down.
+    async fn retire(&self, deployment: &Deployment) -> Result<(), SwitchError>;
+}
+
+/// What starts a deploy: the execution input of its workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRequest {
     pub site: SiteName,
@@ -377,6 +411,9 @@ pub enum StartOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
+    /// The starter was set up without this workflow (a stack without it, say).
+    #[error("workflow {0} is not set up here")]
+    NotRegistered(Workflow),
     #[error("workflow unavailable: {0}")]
     Unavailable(#[source] BoxError),
 }
@@ -399,11 +436,43 @@ pub trait UploadTargets: Send + Sync {
     ) -> Result<crate::api_types::UploadTarget, UploadError>;
 }
 
+/// A state machine of `statemachines/`, by the name its file and the stack give it. Each
+/// workflow starter holds a registry of the ones it can start: a new flow (deploy-service)
+/// is a new variant, its definition file and its task functions, and touches no other flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workflow {
+    /// `statemachines/deploy-site.asl.json`: prepare, build, publish, activate, prune.
+    DeploySite,
+}
+
+impl Workflow {
+    pub const ALL: [Workflow; 1] = [Workflow::DeploySite];
+
+    /// The definition's file stem and the state machine's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workflow::DeploySite => "deploy-site",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.name() == name)
+    }
+}
+
+impl std::fmt::Display for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[async_trait]
 pub trait WorkflowStarter: Send + Sync {
-    /// Starts `deploy-site` under a deterministic name derived from the source.
+    /// Starts `workflow` under a deterministic name derived from the source.
     async fn start(
         &self,
+        workflow: Workflow,
         execution_name: &str,
         request: &DeployRequest,
     ) -> Result<StartOutcome, WorkflowError>;

@@ -1,10 +1,14 @@
 //! What the edge's key-value store holds: one key per host name, whose value names the
 //! version to serve and the site's routing flags. `infra/edge/router.js` reads this format.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::RoutingFlags;
+use crate::model::{Deployment, RoutingFlags};
 use crate::names::{DeploymentId, SiteName, TargetName};
+use crate::ports::{KeyValueStore, Serving, SwitchError, TrafficSwitch};
 
 /// The host names the edge answers, which are also the key-value store's keys:
 /// - production: `{site}.{site_domain}`;
@@ -69,6 +73,50 @@ impl UrlTemplate {
 
     pub fn url(&self, host: &str) -> String {
         self.0.replace("{host}", host)
+    }
+}
+
+/// Sites' traffic switch: one key-value write per host, which the edge's router reads on
+/// every request. The edge switches whole, so a canary's share goes to the stable version.
+pub struct KvsSwitch {
+    routes: Arc<dyn KeyValueStore>,
+    hosts: Hosts,
+}
+
+impl KvsSwitch {
+    pub fn new(routes: Arc<dyn KeyValueStore>, hosts: Hosts) -> Self {
+        Self { routes, hosts }
+    }
+}
+
+#[async_trait]
+impl TrafficSwitch for KvsSwitch {
+    async fn expose(&self, deployment: &Deployment) -> Result<(), SwitchError> {
+        let host = self.hosts.deployment(&deployment.id, &deployment.site);
+        let value = route_value(&deployment.site, &deployment.id, deployment.routing);
+        Ok(self.routes.put(&host, &value).await?)
+    }
+
+    async fn switch(
+        &self,
+        site: &SiteName,
+        target: &TargetName,
+        serving: Option<&Serving>,
+    ) -> Result<(), SwitchError> {
+        let host = self.hosts.target(target, site);
+        match serving {
+            Some(Serving { stable, .. }) => {
+                let value = route_value(site, &stable.id, stable.routing);
+                self.routes.put(&host, &value).await?;
+            }
+            None => self.routes.delete(&host).await?,
+        }
+        Ok(())
+    }
+
+    async fn retire(&self, deployment: &Deployment) -> Result<(), SwitchError> {
+        let host = self.hosts.deployment(&deployment.id, &deployment.site);
+        Ok(self.routes.delete(&host).await?)
     }
 }
 

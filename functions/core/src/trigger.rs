@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use crate::model::{Deployment, DeploymentStatus, ObjectLocation};
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{
-    Bucket, DeployRequest, StartOutcome, StateError, StateStore, WorkflowError, WorkflowStarter,
+    Bucket, DeployRequest, StartOutcome, StateError, StateStore, Workflow, WorkflowError,
+    WorkflowStarter,
 };
 
 /// A source object as the trigger sees it.
@@ -147,7 +148,9 @@ pub async fn on_source_object(
         prebuilt: deployment.prebuilt,
     };
     let outcome = if deployment.status == DeploymentStatus::Queued {
-        workflow.start(&execution_name, &request).await?
+        workflow
+            .start(Workflow::DeploySite, &execution_name, &request)
+            .await?
     } else {
         StartOutcome::AlreadyStarted
     };

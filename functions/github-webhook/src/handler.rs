@@ -30,7 +30,7 @@ mod tests {
     use slipway_core::model::{DeploymentSource, RepoLink, Site};
     use slipway_core::names::{BranchName, RepoName, SiteName, TargetName};
     use slipway_core::ports::{
-        DeployRequest, StartOutcome, StateStore, WorkflowError, WorkflowStarter,
+        DeployRequest, StartOutcome, StateStore, Workflow, WorkflowError, WorkflowStarter,
     };
     use slipway_lambda::testing::Embedded;
     use time::OffsetDateTime;
@@ -53,6 +53,7 @@ mod tests {
     impl WorkflowStarter for Starts {
         async fn start(
             &self,
+            _: Workflow,
             execution_name: &str,
             request: &DeployRequest,
         ) -> Result<StartOutcome, WorkflowError> {

@@ -7,8 +7,9 @@ mod handler;
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error};
-use slipway_aws::sfn::SfnWorkflow;
+use slipway_aws::sfn::{SfnWorkflow, SfnWorkflows};
 use slipway_core::github::GithubWebhook;
+use slipway_core::ports::Workflow;
 use slipway_lambda::aws::AwsPipeline;
 use slipway_lambda::config::WebhookSettings;
 
@@ -16,7 +17,10 @@ use slipway_lambda::config::WebhookSettings;
 async fn main() -> Result<(), Error> {
     let (settings, sdk) = slipway_lambda::cold_start(WebhookSettings::from_env).await?;
     let AwsPipeline { pipeline, .. } = AwsPipeline::new(&sdk, &settings.pipeline)?;
-    let workflow = Arc::new(SfnWorkflow::new(&sdk, settings.state_machine_arn));
+    let workflow = Arc::new(SfnWorkflows::new().with(
+        Workflow::DeploySite,
+        SfnWorkflow::new(&sdk, settings.state_machine_arn),
+    ));
     let webhook = GithubWebhook::new(pipeline, workflow, settings.secret);
     let webhook = &webhook;
     lambda_http::run(service_fn(move |request| {

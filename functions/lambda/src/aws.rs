@@ -12,6 +12,7 @@ use serde::Serialize;
 use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsRoutes};
 use slipway_aws::s3::{self, S3Objects};
+use slipway_core::routing::KvsSwitch;
 use slipway_core::steps::{Pipeline, PipelineConfig};
 use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig, GithubConfigError, GithubToken};
@@ -38,7 +39,7 @@ impl AwsPipeline {
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state),
-            kvs: Arc::new(kvs),
+            switch: Arc::new(KvsSwitch::new(Arc::new(kvs), settings.hosts.clone())),
             repos: github.clone(),
             statuses: github,
             config: PipelineConfig {

@@ -10,7 +10,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use slipway_core::model::{Deployment, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::steps::{
     self, ActivateInput, BucketNames, Pipeline, PipelineConfig, PrepareInput, PrepareOutput,
     PublishInput,
@@ -51,7 +51,10 @@ impl Embedded {
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
-            kvs: Arc::new(state.clone()),
+            switch: Arc::new(KvsSwitch::new(
+                Arc::new(state.clone()),
+                Hosts::single(SITE_DOMAIN),
+            )),
             repos: Arc::new(GitRepos::new(dir.path().join("git"))),
             statuses: Arc::new(github),
             config: PipelineConfig {

@@ -22,7 +22,7 @@ use slipway_core::model::{DeploymentStatus, ObjectLocation};
 use slipway_core::ports::{
     Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
 };
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
 use slipway_core::trigger::{
     on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerOutcome,
@@ -39,7 +39,7 @@ use crate::git::GitRepos;
 use crate::guard::{check_json_body, check_json_content_type, Guard};
 use crate::objects::FsObjectStore;
 use crate::sqlite::SqliteState;
-use crate::workflow::{LocalWorkflow, WorkflowSetupError};
+use crate::workflow::{LocalDefinition, LocalWorkflow, WorkflowSetupError};
 
 /// The largest source zip the local upload endpoint accepts.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
@@ -244,14 +244,15 @@ impl DevServer {
         let edge_url = format!("http://localhost:{}", edge_addr.port());
 
         let github = Arc::new(GithubApi::new(config.github.api.clone())?);
+        let hosts = Hosts::single("localhost");
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
-            kvs: Arc::new(state.clone()),
+            switch: Arc::new(KvsSwitch::new(Arc::new(state.clone()), hosts.clone())),
             repos: Arc::new(GitRepos::new(state_dir.join("git"))),
             statuses: github,
             config: PipelineConfig {
-                hosts: Hosts::single("localhost"),
+                hosts,
                 urls: local_urls(edge_addr.port()),
                 buckets: local_buckets(),
                 zip_limits: config.limits.zip,
@@ -262,7 +263,12 @@ impl DevServer {
             LocalBuilder::new(objects.clone(), Arc::new(state.clone()), scratch)
                 .with_limits(config.limits.zip),
         );
-        let workflow = LocalWorkflow::new(pipeline.clone(), builder, state.clone())?;
+        let workflow = LocalWorkflow::new(
+            vec![LocalDefinition::deploy_site(pipeline.clone())],
+            builder,
+            pipeline.config.buckets.clone(),
+            state.clone(),
+        )?;
         let interrupted = workflow.fail_interrupted().await?;
         if interrupted > 0 {
             tracing::warn!(
@@ -315,7 +321,7 @@ impl DevServer {
         let edge_task = tokio::spawn(async move {
             if let Err(e) = crate::edge::serve_edge(
                 edge_listener,
-                pipeline.kvs.clone(),
+                Arc::new(state.clone()),
                 pipeline.objects.clone(),
                 edge_shutdown,
             )

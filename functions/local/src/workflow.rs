@@ -1,6 +1,8 @@
-//! The embedded Step Functions: runs `statemachines/deploy-site.asl.json` with the ASL
-//! interpreter, mapping each Lambda task resource to the same in-process step handler the
-//! Lambda crates wrap, and `codebuild:startBuild.sync` to the local builder.
+//! The embedded Step Functions: runs each registered workflow's definition
+//! (`statemachines/{workflow}.asl.json`) with the ASL interpreter, mapping each Lambda task
+//! resource to the same in-process handler its Lambda crate wraps, and
+//! `codebuild:startBuild.sync` to the local builder. A workflow is a [`LocalDefinition`]:
+//! its definition and its [`LocalFunctions`]; adding one touches no other.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,8 +17,8 @@ use slipway_asl::{
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::CommitSha;
 use slipway_core::ports::{
-    BuildError, BuildRequest, BuildSource, Builder, DeployRequest, StartOutcome, WorkflowError,
-    WorkflowStarter,
+    BuildError, BuildRequest, BuildSource, Builder, DeployRequest, StartOutcome, Workflow,
+    WorkflowError, WorkflowStarter,
 };
 use slipway_core::steps::{
     self, BucketNames, CaughtError, MarkFailedInput, Pipeline, StepError, SOURCE_TYPE_GITHUB,
@@ -26,16 +28,15 @@ use time::OffsetDateTime;
 
 use crate::sqlite::SqliteState;
 
-/// The one definition of the deploy flow, compiled into the binary.
+/// The deploy-site flow's definition, compiled into the binary: the very file the stack deploys.
 pub const DEPLOY_SITE_ASL: &str = include_str!("../../../statemachines/deploy-site.asl.json");
 
 const ACCOUNT: &str = "000000000000";
-const STATE_MACHINE: &str = "deploy-site";
 const BUILD_PROJECT: &str = "slipway-local";
 const CODEBUILD_SYNC: &str = "arn:aws:states:::codebuild:startBuild.sync";
 
-/// The Lambda functions the definition names, by substitution variable.
-const FUNCTIONS: [(&str, &str); 5] = [
+/// deploy-site's Lambda functions, by substitution variable.
+pub const SITE_FUNCTIONS: &[(&str, &str)] = &[
     ("PrepareFunctionArn", "prepare"),
     ("PublishFunctionArn", "publish"),
     ("ActivateFunctionArn", "activate"),
@@ -47,18 +48,22 @@ fn function_arn(name: &str) -> String {
     format!("arn:aws:lambda:local:{ACCOUNT}:function:slipway-{name}")
 }
 
-/// The local function a task resource names (the inverse of [`function_arn`]), if any.
-fn local_function(resource: &str) -> Option<&'static str> {
+/// The function of `functions` a task resource names (the inverse of [`function_arn`]).
+fn local_function<'a>(functions: &[(&str, &'a str)], resource: &str) -> Option<&'a str> {
     let name = resource
         .strip_prefix("arn:aws:lambda:local:")?
         .strip_prefix(ACCOUNT)?
         .strip_prefix(":function:slipway-")?;
-    FUNCTIONS.iter().map(|(_, n)| *n).find(|n| *n == name)
+    functions.iter().map(|(_, n)| *n).find(|n| *n == name)
 }
 
-/// The DefinitionSubstitutions `slipway dev` uses (the SAM stack passes real ARNs).
-pub fn local_substitutions(artifacts_bucket: &str) -> BTreeMap<String, String> {
-    let mut subs: BTreeMap<String, String> = FUNCTIONS
+/// The DefinitionSubstitutions `slipway dev` gives a definition whose Lambda functions are
+/// `functions` (the SAM stack passes real ARNs).
+pub fn local_substitutions(
+    functions: &[(&str, &str)],
+    artifacts_bucket: &str,
+) -> BTreeMap<String, String> {
+    let mut subs: BTreeMap<String, String> = functions
         .iter()
         .map(|(var, name)| ((*var).to_owned(), function_arn(name)))
         .collect();
@@ -67,17 +72,57 @@ pub fn local_substitutions(artifacts_bucket: &str) -> BTreeMap<String, String> {
     subs
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum WorkflowSetupError {
-    #[error("the deploy-site definition is invalid: {0}")]
-    Definition(#[from] slipway_asl::DefinitionError),
-    #[error("the deploy-site definition names a task resource slipway dev cannot run: {0}")]
-    UnknownResource(String),
+/// In-process stand-ins for the Lambda functions one workflow's task resources name.
+#[async_trait]
+pub trait LocalFunctions: Send + Sync {
+    /// (DefinitionSubstitutions variable, function name) of each function.
+    fn names(&self) -> &'static [(&'static str, &'static str)];
+
+    /// Runs function `name` on `input`, as its Lambda would.
+    async fn call(&self, name: &str, input: Value) -> Result<Value, TaskFailure>;
+
+    /// Records a failure the execution did not catch on a deployment still in flight.
+    async fn fail_in_flight(&self, request: DeployRequest, error: &str, cause: &str);
 }
 
-/// Whether `resource` (after substitution) is one the local workflow runs in process.
-pub fn is_local_resource(resource: &str) -> bool {
-    resource == CODEBUILD_SYNC || local_function(resource).is_some()
+/// One workflow `slipway dev` runs.
+pub struct LocalDefinition {
+    pub workflow: Workflow,
+    /// The ASL, the same text the stack deploys.
+    pub asl: &'static str,
+    pub functions: Arc<dyn LocalFunctions>,
+}
+
+impl LocalDefinition {
+    /// deploy-site: the site steps on `pipeline`.
+    pub fn deploy_site(pipeline: Pipeline) -> Self {
+        Self {
+            workflow: Workflow::DeploySite,
+            asl: DEPLOY_SITE_ASL,
+            functions: Arc::new(SiteFunctions { pipeline }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowSetupError {
+    #[error("the {workflow} definition is invalid: {source}")]
+    Definition {
+        workflow: Workflow,
+        #[source]
+        source: slipway_asl::DefinitionError,
+    },
+    #[error("the {workflow} definition names a task resource slipway dev cannot run: {resource}")]
+    UnknownResource {
+        workflow: Workflow,
+        resource: String,
+    },
+}
+
+/// Whether `resource` (after substitution) is one a workflow whose Lambda functions are
+/// `functions` runs in process.
+pub fn is_local_resource(functions: &[(&str, &str)], resource: &str) -> bool {
+    resource == CODEBUILD_SYNC || local_function(functions, resource).is_some()
 }
 
 /// StartBuild parameters the definition passed that the local builder cannot act on.
@@ -95,61 +140,98 @@ enum BuildParametersError {
     SourceVersion(String),
 }
 
+/// Runs the registered workflows, each execution once per name.
 #[derive(Clone)]
 pub struct LocalWorkflow {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    machine: StateMachine,
-    tasks: LocalTasks,
+    machines: BTreeMap<Workflow, Machine>,
     executions: SqliteState,
 }
 
+/// A registered workflow: its compiled definition and what runs its tasks.
+struct Machine {
+    definition: StateMachine,
+    tasks: LocalTasks,
+}
+
 struct LocalTasks {
-    pipeline: Pipeline,
+    functions: Arc<dyn LocalFunctions>,
     builder: Arc<dyn Builder>,
+    buckets: BucketNames,
 }
 
 impl LocalWorkflow {
+    /// Compiles each definition with the local substitutions; a task resource no local
+    /// function stands in for is refused here, not in the middle of a deploy.
     pub fn new(
-        pipeline: Pipeline,
+        definitions: Vec<LocalDefinition>,
         builder: Arc<dyn Builder>,
+        buckets: BucketNames,
         executions: SqliteState,
     ) -> Result<Self, WorkflowSetupError> {
-        let subs = local_substitutions(&pipeline.config.buckets.artifacts);
-        let machine = StateMachine::parse_with_substitutions(DEPLOY_SITE_ASL, &subs)?;
-        if let Some(unknown) = machine
-            .task_resources()
-            .into_iter()
-            .find(|r| !is_local_resource(r))
+        let mut machines = BTreeMap::new();
+        for LocalDefinition {
+            workflow,
+            asl,
+            functions,
+        } in definitions
         {
-            return Err(WorkflowSetupError::UnknownResource(unknown.to_owned()));
+            let subs = local_substitutions(functions.names(), &buckets.artifacts);
+            let definition = StateMachine::parse_with_substitutions(asl, &subs)
+                .map_err(|source| WorkflowSetupError::Definition { workflow, source })?;
+            if let Some(unknown) = definition
+                .task_resources()
+                .into_iter()
+                .find(|r| !is_local_resource(functions.names(), r))
+            {
+                return Err(WorkflowSetupError::UnknownResource {
+                    workflow,
+                    resource: unknown.to_owned(),
+                });
+            }
+            let tasks = LocalTasks {
+                functions,
+                builder: Arc::clone(&builder),
+                buckets: buckets.clone(),
+            };
+            machines.insert(workflow, Machine { definition, tasks });
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                machine,
-                tasks: LocalTasks { pipeline, builder },
+                machines,
                 executions,
             }),
         })
     }
 
     /// Runs one execution to its end and records how it ended.
-    async fn run(inner: Arc<Inner>, name: String, input: Value) {
+    async fn run(inner: Arc<Inner>, workflow: Workflow, name: String, input: Value) {
+        let Some(machine) = inner.machines.get(&workflow) else {
+            return;
+        };
+        let state_machine = workflow.name();
         let meta = ExecutionMeta {
             name: name.clone(),
-            id: format!("arn:aws:states:local:{ACCOUNT}:execution:{STATE_MACHINE}:{name}"),
+            id: format!("arn:aws:states:local:{ACCOUNT}:execution:{state_machine}:{name}"),
             start_time: OffsetDateTime::now_utc(),
             role_arn: None,
             state_machine_id: format!(
-                "arn:aws:states:local:{ACCOUNT}:stateMachine:{STATE_MACHINE}"
+                "arn:aws:states:local:{ACCOUNT}:stateMachine:{state_machine}"
             ),
-            state_machine_name: STATE_MACHINE.to_owned(),
+            state_machine_name: state_machine.to_owned(),
         };
         let input_copy = input.clone();
-        let result =
-            slipway_asl::execute(&inner.machine, meta, input, &inner.tasks, &NoopObserver).await;
+        let result = slipway_asl::execute(
+            &machine.definition,
+            meta,
+            input,
+            &machine.tasks,
+            &NoopObserver,
+        )
+        .await;
         let (status, error) = match &result {
             Ok(_) => ("SUCCEEDED", None),
             Err(failure) => (
@@ -163,8 +245,9 @@ impl LocalWorkflow {
         if let (Err(failure), Ok(request)) =
             (&result, serde_json::from_value::<DeployRequest>(input_copy))
         {
-            inner
+            machine
                 .tasks
+                .functions
                 .fail_in_flight(request, &failure.error, &failure.cause)
                 .await;
         }
@@ -182,11 +265,16 @@ impl LocalWorkflow {
     pub async fn fail_interrupted(&self) -> Result<usize, slipway_core::ports::StateError> {
         let running = self.inner.executions.running_executions().await?;
         for execution in &running {
-            if let Ok(request) = serde_json::from_str::<DeployRequest>(&execution.input) {
+            let machine = execution
+                .workflow
+                .and_then(|workflow| self.inner.machines.get(&workflow));
+            let request = serde_json::from_str::<DeployRequest>(&execution.input);
+            if let (Some(machine), Ok(request)) = (machine, request) {
                 let cause =
                     "slipway dev stopped while this deployment was in flight; deploy it again";
-                self.inner
+                machine
                     .tasks
+                    .functions
                     .fail_in_flight(request, "Interrupted", cause)
                     .await;
             }
@@ -204,15 +292,19 @@ impl LocalWorkflow {
 impl WorkflowStarter for LocalWorkflow {
     async fn start(
         &self,
+        workflow: Workflow,
         execution_name: &str,
         request: &DeployRequest,
     ) -> Result<StartOutcome, WorkflowError> {
+        if !self.inner.machines.contains_key(&workflow) {
+            return Err(WorkflowError::NotRegistered(workflow));
+        }
         let input =
             serde_json::to_value(request).map_err(|e| WorkflowError::Unavailable(Box::new(e)))?;
         let fresh = self
             .inner
             .executions
-            .insert_execution(execution_name, &input.to_string())
+            .insert_execution(execution_name, workflow, &input.to_string())
             .await
             .map_err(|e| WorkflowError::Unavailable(Box::new(e)))?;
         if !fresh {
@@ -220,6 +312,7 @@ impl WorkflowStarter for LocalWorkflow {
         }
         tokio::spawn(Self::run(
             Arc::clone(&self.inner),
+            workflow,
             execution_name.to_owned(),
             input,
         ));
@@ -248,7 +341,32 @@ where
     serde_json::to_value(output).map_err(|e| step_failure(StepError::InvalidInput(e)))
 }
 
-impl LocalTasks {
+/// deploy-site's functions: the site steps, on one pipeline.
+struct SiteFunctions {
+    pipeline: Pipeline,
+}
+
+#[async_trait]
+impl LocalFunctions for SiteFunctions {
+    fn names(&self) -> &'static [(&'static str, &'static str)] {
+        SITE_FUNCTIONS
+    }
+
+    async fn call(&self, name: &str, input: Value) -> Result<Value, TaskFailure> {
+        let p = &self.pipeline;
+        match name {
+            "prepare" => call(input, |i| steps::prepare(p, i)).await,
+            "publish" => call(input, |i| steps::publish(p, i)).await,
+            "activate" => call(input, |i| steps::activate(p, i)).await,
+            "prune" => call(input, |i| steps::prune(p, i)).await,
+            "mark-failed" => call(input, |i| steps::mark_failed(p, i)).await,
+            _ => Err(TaskFailure {
+                error: "States.Runtime".into(),
+                cause: format!("deploy-site has no function {name}"),
+            }),
+        }
+    }
+
     /// Records a failure on a deployment still in flight (MarkFailed leaves finished ones be).
     async fn fail_in_flight(&self, request: DeployRequest, error: &str, cause: &str) {
         // Usually MarkFailed already ran inside the execution; then there is nothing to do.
@@ -272,10 +390,11 @@ impl LocalTasks {
             tracing::error!(deployment_id = %request.deployment_id, error = %e, "cannot mark the deployment failed");
         }
     }
+}
 
+impl LocalTasks {
     async fn start_build_sync(&self, parameters: Value) -> Result<Value, TaskFailure> {
-        let buckets = &self.pipeline.config.buckets;
-        let request = build_request(buckets, &parameters).map_err(|e| TaskFailure {
+        let request = build_request(&self.buckets, &parameters).map_err(|e| TaskFailure {
             error: "States.Runtime".into(),
             cause: e.to_string(),
         })?;
@@ -393,17 +512,12 @@ impl TaskInvoker for LocalTasks {
         input: Value,
         _ctx: &TaskContext,
     ) -> Result<Value, TaskFailure> {
-        let p = &self.pipeline;
         if resource == CODEBUILD_SYNC {
             return self.start_build_sync(input).await;
         }
-        match local_function(resource) {
-            Some("prepare") => call(input, |i| steps::prepare(p, i)).await,
-            Some("publish") => call(input, |i| steps::publish(p, i)).await,
-            Some("activate") => call(input, |i| steps::activate(p, i)).await,
-            Some("prune") => call(input, |i| steps::prune(p, i)).await,
-            Some("mark-failed") => call(input, |i| steps::mark_failed(p, i)).await,
-            _ => Err(TaskFailure {
+        match local_function(self.functions.names(), resource) {
+            Some(name) => self.functions.call(name, input).await,
+            None => Err(TaskFailure {
                 error: "States.Runtime".into(),
                 cause: format!("no local implementation of resource {resource}"),
             }),

@@ -9,7 +9,9 @@ use serde_json::Value;
 use slipway_asl::StateMachine;
 use slipway_core::steps::StepError;
 use slipway_local::dev::local_buckets;
-use slipway_local::workflow::{is_local_resource, local_substitutions, DEPLOY_SITE_ASL};
+use slipway_local::workflow::{
+    is_local_resource, local_substitutions, DEPLOY_SITE_ASL, SITE_FUNCTIONS,
+};
 
 fn definition() -> Value {
     serde_json::from_str(DEPLOY_SITE_ASL).unwrap()
@@ -19,14 +21,14 @@ fn definition() -> Value {
 fn every_task_resource_has_a_local_implementation() {
     let machine = StateMachine::parse_with_substitutions(
         DEPLOY_SITE_ASL,
-        &local_substitutions(&local_buckets().artifacts),
+        &local_substitutions(SITE_FUNCTIONS, &local_buckets().artifacts),
     )
     .unwrap();
     let resources = machine.task_resources();
     assert_eq!(resources.len(), 6, "{resources:?}");
     for resource in resources {
         assert!(
-            is_local_resource(resource),
+            is_local_resource(SITE_FUNCTIONS, resource),
             "{resource} has no local implementation"
         );
     }

@@ -78,6 +78,7 @@ impl TriggerFailure {
         match &self.0 {
             TriggerError::State(state) => state.name(),
             TriggerError::Workflow(WorkflowError::Unavailable(_)) => "WorkflowUnavailable",
+            TriggerError::Workflow(WorkflowError::NotRegistered(_)) => "WorkflowNotRegistered",
         }
     }
 }
@@ -204,7 +205,7 @@ mod tests {
     use async_trait::async_trait;
     use slipway_core::model::{Deployment, DeploymentSource, DeploymentStatus, ObjectLocation};
     use slipway_core::names::SiteName;
-    use slipway_core::ports::{Bucket, DeployRequest, StartOutcome};
+    use slipway_core::ports::{Bucket, DeployRequest, StartOutcome, Workflow};
     use slipway_lambda::testing::{invocation, Embedded};
 
     use super::*;
@@ -219,6 +220,7 @@ mod tests {
     impl WorkflowStarter for RecordingWorkflow {
         async fn start(
             &self,
+            _: Workflow,
             execution_name: &str,
             request: &DeployRequest,
         ) -> Result<StartOutcome, WorkflowError> {
@@ -239,7 +241,12 @@ mod tests {
 
     #[async_trait]
     impl WorkflowStarter for DownWorkflow {
-        async fn start(&self, _: &str, _: &DeployRequest) -> Result<StartOutcome, WorkflowError> {
+        async fn start(
+            &self,
+            _: Workflow,
+            _: &str,
+            _: &DeployRequest,
+        ) -> Result<StartOutcome, WorkflowError> {
             Err(WorkflowError::Unavailable(Box::new(Throttled)))
         }
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error};
 use slipway_aws::dynamodb::{self, DynamoState};
-use slipway_aws::sfn::SfnWorkflow;
+use slipway_aws::sfn::{SfnWorkflow, SfnWorkflows};
+use slipway_core::ports::Workflow;
 use slipway_lambda::config::TriggerSettings;
 
 #[tokio::main]
@@ -18,7 +19,10 @@ async fn main() -> Result<(), Error> {
     let deps = handler::TriggerDeps {
         source_bucket: settings.source_bucket,
         state: Arc::new(DynamoState::new(dynamodb::client(&sdk), settings.table)),
-        workflow: Arc::new(SfnWorkflow::new(&sdk, settings.state_machine_arn)),
+        workflow: Arc::new(SfnWorkflows::new().with(
+            Workflow::DeploySite,
+            SfnWorkflow::new(&sdk, settings.state_machine_arn),
+        )),
     };
     let deps = &deps;
     slipway_lambda::run(service_fn(move |event| {

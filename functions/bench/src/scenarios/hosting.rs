@@ -16,7 +16,7 @@ use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{
     Bucket, DeploymentPatch, ObjectBody, ObjectMeta, ObjectStore, StateStore,
 };
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::steps::{
     self, ArtifactRef, BucketNames, Pipeline, PipelineConfig, PublishInput, PublishOutput,
 };
@@ -90,7 +90,10 @@ impl Hosting {
         let pipeline = Pipeline {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
-            kvs: Arc::new(state.clone()),
+            switch: Arc::new(KvsSwitch::new(
+                Arc::new(state.clone()),
+                Hosts::single(DOMAIN),
+            )),
             repos: Arc::new(GitRepos::new(scratch.join("git"))),
             statuses: Arc::new(GithubApi::new(GithubConfig::default())?),
             config: PipelineConfig {

@@ -9,8 +9,7 @@ use super::{Pipeline, StepError};
 use crate::decisions::ActivateOutcome;
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName, TargetName};
-use crate::ports::{CommitState, Lifecycle};
-use crate::routing::route_value;
+use crate::ports::{CommitState, Lifecycle, Serving};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivateInput {
@@ -32,9 +31,8 @@ pub async fn activate(p: &Pipeline, input: ActivateInput) -> Result<ActivateOutp
         .get_deployment(&input.site, &input.deployment_id)
         .await?;
     // Every published deployment keeps a URL of its own until Prune deletes it.
+    p.switch.expose(&deployment).await?;
     let own_host = p.config.hosts.deployment(&deployment.id, &deployment.site);
-    let value = route_value(&deployment.site, &deployment.id, deployment.routing);
-    p.kvs.put(&own_host, &value).await?;
 
     let outcome = p
         .state
@@ -105,39 +103,44 @@ pub async fn activate(p: &Pipeline, input: ActivateInput) -> Result<ActivateOutp
     Ok(output)
 }
 
-/// Points the site's production host at the deployment the state store says production
-/// serves, with that deployment's routing flags. Reading the live deployment after the
-/// transaction (rather than writing "our" id) makes a late writer converge on the newest
-/// decision.
+/// Points the site's production address at what the state store says production serves.
+/// Reading the traffic after the transaction (rather than writing "our" id) makes a late
+/// writer converge on the newest decision.
 pub async fn sync_route(p: &Pipeline, site: &SiteName) -> Result<(), StepError> {
     sync_target(p, site, &TargetName::production()).await
 }
 
-/// Points `target`'s host at what the state store says it serves, or removes the host when
+/// Points `target`'s address at what the state store says it serves, or takes it down when
 /// it serves nothing (a removed preview).
 pub async fn sync_target(
     p: &Pipeline,
     site: &SiteName,
     target: &TargetName,
 ) -> Result<(), StepError> {
-    let host = p.config.hosts.target(target, site);
-    let live = if target.is_production() {
-        p.state.get_site(site).await?.live_deployment()
+    let traffic = if target.is_production() {
+        p.state.get_site(site).await?.production
     } else {
         p.state
             .list_previews(site)
             .await?
             .into_iter()
             .find(|preview| &preview.target == target && preview.removed_at.is_none())
-            .and_then(|preview| preview.live_deployment())
+            .and_then(|preview| preview.traffic)
     };
-    match live {
-        Some(live) => {
-            let deployment = p.state.get_deployment(site, &live).await?;
-            let value = route_value(site, &live, deployment.routing);
-            p.kvs.put(&host, &value).await?;
+    let serving = match traffic {
+        Some(traffic) => {
+            let stable = p.state.get_deployment(site, &traffic.stable).await?;
+            let canary = match traffic.canary {
+                Some(canary) => Some((
+                    p.state.get_deployment(site, &canary.deployment).await?,
+                    canary.weight,
+                )),
+                None => None,
+            };
+            Some(Serving { stable, canary })
         }
-        None => p.kvs.delete(&host).await?,
-    }
+        None => None,
+    };
+    p.switch.switch(site, target, serving.as_ref()).await?;
     Ok(())
 }

@@ -18,8 +18,8 @@ use crate::build_plan::PlanError;
 use crate::model::ObjectLocation;
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{
-    CommitStatuses, KeyValueStore, KvsError, ObjectStore, ObjectStoreError, RepoError, RepoReader,
-    StateError, StateStore,
+    CommitStatuses, ObjectStore, ObjectStoreError, RepoError, RepoReader, StateError, StateStore,
+    SwitchError, TrafficSwitch,
 };
 use crate::routing::{Hosts, UrlTemplate};
 use crate::zipsafe::{ZipError, ZipLimits};
@@ -76,7 +76,8 @@ pub struct PipelineConfig {
 pub struct Pipeline {
     pub objects: Arc<dyn ObjectStore>,
     pub state: Arc<dyn StateStore>,
-    pub kvs: Arc<dyn KeyValueStore>,
+    /// Points a target's address at what it serves.
+    pub switch: Arc<dyn TrafficSwitch>,
     /// Reads a commit's files for Prepare's build detection.
     pub repos: Arc<dyn RepoReader>,
     /// Where deployments from git report on their commits.
@@ -100,7 +101,7 @@ pub enum StepError {
     #[error(transparent)]
     Objects(#[from] ObjectStoreError),
     #[error(transparent)]
-    Kvs(#[from] KvsError),
+    Switch(#[from] SwitchError),
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -135,7 +136,7 @@ impl StepError {
             StepError::Objects(ObjectStoreError::InvalidKey(_)) => "ArtifactInvalid",
             StepError::Repo(RepoError::NotFound { .. }) => "SourceNotFound",
             StepError::Repo(RepoError::TooLarge { .. }) => "SourceTooLarge",
-            StepError::Objects(_) | StepError::Kvs(_) | StepError::Repo(_) => "StoreUnavailable",
+            StepError::Objects(_) | StepError::Switch(_) | StepError::Repo(_) => "StoreUnavailable",
         }
     }
 }

@@ -86,9 +86,7 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
             Err(StateError::Lifecycle(LifecycleError::InUse { .. })) => continue,
             Err(e) => return Err(e.into()),
         }
-        p.kvs
-            .delete(&p.config.hosts.deployment(&deployment.id, &deployment.site))
-            .await?;
+        p.switch.retire(deployment).await?;
         let (objects, requests) = delete_files(p, deployment).await?;
         output.deleted.push(deployment.id);
         output.objects_deleted += objects;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use slipway_core::model::{Deployment, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::steps::{Pipeline, PipelineConfig};
 use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig};
@@ -35,7 +35,10 @@ pub fn harness() -> Harness {
     let pipeline = Pipeline {
         objects: objects.clone(),
         state: Arc::new(state.clone()),
-        kvs: Arc::new(state.clone()),
+        switch: Arc::new(KvsSwitch::new(
+            Arc::new(state.clone()),
+            Hosts::single("localhost"),
+        )),
         repos: Arc::new(GitRepos::new(dir.path().join("git"))),
         statuses: Arc::new(github),
         config: PipelineConfig {
