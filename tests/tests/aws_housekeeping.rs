@@ -18,9 +18,9 @@ use slipway_core::housekeeping::{fail_if_in_flight, sweep, ExecutionEnd, INTERRU
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta};
-use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{self, BucketNames, Pipeline, PipelineConfig, PrepareInput};
-use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_tests::zip_bytes;
 use time::{Duration, OffsetDateTime};

@@ -13,9 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # Every Lambda function crate, by its binary; each builds one `bootstrap` for
-# infra/template.yaml. A crate whose package is named otherwise says so in package_of.
+# infra/template.yaml. Its package is the binary's name with a `slipway-` prefix.
 lambda_functions=(source-trigger prepare publish activate prune mark-failed api github-webhook housekeeping)
-declare -A package_of=([housekeeping]=slipway-housekeeping)
 
 lambda_target=aarch64-unknown-linux-gnu
 lambda_config=cargo-lambda.toml
@@ -28,7 +27,7 @@ if [[ ! -d "$(rustc --print sysroot)/lib/rustlib/$lambda_target" ]]; then
 fi
 echo "cargo lambda build --release for $lambda_target"
 packages=()
-for function in "${lambda_functions[@]}"; do packages+=(--package "${package_of[$function]:-$function}"); done
+for function in "${lambda_functions[@]}"; do packages+=(--package "slipway-$function"); done
 PATH="$PWD/.tools/venv/bin:$PATH" CARGO_LAMBDA_GLOBAL="$lambda_config" \
     cargo lambda build --release --locked "${packages[@]}"
 case "$lambda_target" in

@@ -21,15 +21,15 @@ use aws_sdk_codebuild::types::{
 };
 use aws_smithy_types::error::operation::BuildError as RequestBuildError;
 use serde::{Deserialize, Serialize};
-use slipway_core::build_plan::parse_buildspec;
 use slipway_core::model::ObjectLocation;
 use slipway_core::ports::{
     BoxError, BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectStore,
     ObjectStoreError,
 };
-use slipway_core::ranged::RangedReader;
+use slipway_core::site::build_plan::parse_buildspec;
+use slipway_core::site::ranged::RangedReader;
+use slipway_core::site::zipsafe::{self, ZipError, ZipLimits};
 use slipway_core::steps::BucketNames;
-use slipway_core::zipsafe::{self, ZipError, ZipLimits};
 
 /// BatchGetBuilds takes at most this many ids a call.
 const BATCH_LIMIT: usize = 100;

@@ -385,7 +385,7 @@ fn zip_of(files: &[(&str, &str)]) -> Bytes {
         std::fs::write(full, content).unwrap();
     }
     let mut out = std::io::Cursor::new(Vec::new());
-    slipway_core::zipsafe::zip_directory(dir.path(), &mut out).unwrap();
+    slipway_core::site::zipsafe::zip_directory(dir.path(), &mut out).unwrap();
     Bytes::from(out.into_inner())
 }
 

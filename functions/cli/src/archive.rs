@@ -27,7 +27,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use ignore::WalkBuilder;
-use slipway_core::zipsafe::{write_zip, EntryPath, ZipError};
+use slipway_core::site::zipsafe::{write_zip, EntryPath, ZipError};
 use tempfile::NamedTempFile;
 
 /// Names skipped wherever they appear, in both modes.

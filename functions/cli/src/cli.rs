@@ -11,7 +11,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use slipway_aws::signing::execute_api_region;
 use slipway_core::names::{BranchName, DeploymentId, RepoName, RootDir, SiteName};
-use slipway_core::zipsafe::ZipLimits;
+use slipway_core::site::zipsafe::ZipLimits;
 use slipway_local::dev::DevLimits;
 
 use crate::client::Endpoint;

@@ -8,8 +8,9 @@
 //! - [`model`] is the domain, [`records`] how the stores keep sites and previews,
 //!   [`api_types`] how the API shows them: renaming a domain field must not change what is
 //!   stored or what the API sends.
-//! - Site-only code (static hosting): [`build_plan`], [`media`], [`routing`] and the Publish
-//!   step ([`steps::publish`]). The rest is the lifecycle of any deployment.
+//! - Site-only code (static hosting) lives in [`site`] (build plans, zip safety, ranged reads,
+//!   published files' headers, the edge's host names and traffic switch), plus the Prepare
+//!   and Publish steps. The rest is the lifecycle of any deployment.
 //! - No `aws-sdk-*` and no HTTP server: [`api`] and [`github`] take and return `http` types,
 //!   and whoever serves them (axum in `slipway-local`, lambda_http in the Lambda crates) lives
 //!   outside. The [`ports`] are implemented by `slipway-local` and `slipway-aws`.
@@ -18,17 +19,13 @@
 
 pub mod api;
 pub mod api_types;
-pub mod build_plan;
 pub mod decisions;
 pub mod github;
 pub mod housekeeping;
-pub mod media;
 pub mod model;
 pub mod names;
 pub mod ports;
-pub mod ranged;
 pub mod records;
-pub mod routing;
+pub mod site;
 pub mod steps;
 pub mod trigger;
-pub mod zipsafe;

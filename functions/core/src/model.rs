@@ -236,10 +236,16 @@ impl Deployment {
         }
         self.status = to;
         self.updated_at = now;
-        if to == DeploymentStatus::Live && self.target.is_production() {
+        if Self::activates(&self.target, to) {
             self.activated_at = Some(now);
         }
         Ok(())
+    }
+
+    /// Whether a move to `to` makes a deployment of `target` production's live one, which
+    /// stamps `activated_at`: what rollback goes back to.
+    pub fn activates(target: &TargetName, to: DeploymentStatus) -> bool {
+        to == DeploymentStatus::Live && target.is_production()
     }
 }
 

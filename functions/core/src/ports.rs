@@ -364,7 +364,7 @@ pub enum SwitchError {
 
 /// Makes a target's public address send its requests where the state store says it should:
 /// going live, rollback, promote and preview removal all end here. Sites switch the edge's
-/// key-value store ([`crate::routing::KvsSwitch`]); each kind of deployable brings its own.
+/// key-value store ([`crate::site::edge::KvsSwitch`]); each kind of deployable brings its own.
 #[async_trait]
 pub trait TrafficSwitch: Send + Sync {
     /// Gives a published deployment an address of its own, until it is pruned.
@@ -489,7 +489,7 @@ pub enum BuildSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRequest {
     pub source: BuildSource,
-    /// The buildspec YAML (see [`crate::build_plan::BuildPlan::buildspec_yaml`]).
+    /// The buildspec YAML (see [`crate::site::build_plan::BuildPlan::buildspec_yaml`]).
     pub buildspec: String,
     /// Where the packed output directory goes.
     pub artifact: crate::model::ObjectLocation,
@@ -506,7 +506,7 @@ pub struct BuildReport {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("the source could not be unpacked: {0}")]
-    Source(#[source] crate::zipsafe::ZipError),
+    Source(#[source] crate::site::zipsafe::ZipError),
     #[error("the source {key:?} is not in the {} bucket", bucket.as_str())]
     SourceMissing { bucket: Bucket, key: String },
     /// A git source whose commit could not be fetched (unknown commit, unreachable repository).
@@ -517,7 +517,7 @@ pub enum BuildError {
         reason: String,
     },
     #[error("invalid buildspec: {0}")]
-    Buildspec(#[source] crate::build_plan::PlanError),
+    Buildspec(#[source] crate::site::build_plan::PlanError),
     #[error("phase {phase} failed: command `{command}` ended with {status}")]
     CommandFailed {
         phase: String,

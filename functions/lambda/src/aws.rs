@@ -12,9 +12,9 @@ use serde::Serialize;
 use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsRoutes};
 use slipway_aws::s3::{self, S3Objects};
-use slipway_core::routing::KvsSwitch;
+use slipway_core::site::edge::KvsSwitch;
+use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{Pipeline, PipelineConfig};
-use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig, GithubConfigError, GithubToken};
 
 use crate::config::{ConfigError, PipelineSettings};

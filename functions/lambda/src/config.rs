@@ -7,7 +7,7 @@
 use slipway_aws::kvs::KvsArn;
 use slipway_aws::sfn::StateMachineArn;
 use slipway_core::github::WebhookSecret;
-use slipway_core::routing::{Hosts, UrlTemplate};
+use slipway_core::site::edge::{Hosts, UrlTemplate};
 use slipway_core::steps::BucketNames;
 
 pub const SOURCE_BUCKET: &str = "SLIPWAY_SOURCE_BUCKET";

@@ -10,12 +10,12 @@ use lambda_runtime::{Context, LambdaEvent};
 use slipway_core::model::{Deployment, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
-use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{
     self, ActivateInput, BucketNames, Pipeline, PipelineConfig, PrepareInput, PrepareOutput,
     PublishInput,
 };
-use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::git::GitRepos;
 use slipway_local::objects::FsObjectStore;

@@ -22,12 +22,12 @@ use slipway_core::model::{DeploymentStatus, ObjectLocation};
 use slipway_core::ports::{
     Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
 };
-use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
 use slipway_core::trigger::{
     on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerOutcome,
 };
-use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use slipway_asl::{
     ExecutionMeta, NoopObserver, StateMachine, TaskContext, TaskFailure, TaskInvoker,
 };
+use slipway_core::housekeeping::fail_if_in_flight;
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::CommitSha;
 use slipway_core::ports::{
@@ -21,8 +22,7 @@ use slipway_core::ports::{
     WorkflowError, WorkflowStarter,
 };
 use slipway_core::steps::{
-    self, BucketNames, CaughtError, MarkFailedInput, Pipeline, StepError, SOURCE_TYPE_GITHUB,
-    SOURCE_TYPE_S3,
+    self, BucketNames, CaughtError, Pipeline, StepError, SOURCE_TYPE_GITHUB, SOURCE_TYPE_S3,
 };
 use time::OffsetDateTime;
 
@@ -369,24 +369,13 @@ impl LocalFunctions for SiteFunctions {
 
     /// Records a failure on a deployment still in flight (MarkFailed leaves finished ones be).
     async fn fail_in_flight(&self, request: DeployRequest, error: &str, cause: &str) {
-        // Usually MarkFailed already ran inside the execution; then there is nothing to do.
-        let state = &self.pipeline.state;
-        match state
-            .get_deployment(&request.site, &request.deployment_id)
-            .await
-        {
-            Ok(deployment) if deployment.status.is_in_flight() => {}
-            _ => return,
-        }
-        let input = MarkFailedInput {
-            site: request.site,
-            deployment_id: request.deployment_id,
-            error: CaughtError {
-                error: error.to_owned(),
-                cause: cause.to_owned(),
-            },
+        let error = CaughtError {
+            error: error.to_owned(),
+            cause: cause.to_owned(),
         };
-        if let Err(e) = steps::mark_failed(&self.pipeline, input).await {
+        let failed =
+            fail_if_in_flight(&self.pipeline, &request.site, &request.deployment_id, error).await;
+        if let Err(e) = failed {
             tracing::error!(deployment_id = %request.deployment_id, error = %e, "cannot mark the deployment failed");
         }
     }

@@ -53,6 +53,13 @@
 //! placeholders and the conditions and updates written with them; `requests` the DynamoDB
 //! calls the store is made of; `store` the `StateStore` itself (its reads, `commit` and the
 //! transaction it writes); `logs` the build log's items; `table` [`create_table`].
+//!
+//! [`SiteRecord`]: slipway_core::records::SiteRecord
+//! [`Deployment`]: slipway_core::model::Deployment
+//! [`PreviewRecord`]: slipway_core::records::PreviewRecord
+//! [`LogLine`]: slipway_core::ports::LogLine
+//! [`StateStore::transition`]: slipway_core::ports::StateStore::transition
+//! [`StateStore::commit`]: slipway_core::ports::StateStore::commit
 
 mod expressions;
 mod items;

@@ -52,6 +52,35 @@ struct Stamps {
 }
 
 impl DynamoState {
+    /// Every item of the site's partition whose sort key starts with `prefix`, in sort key
+    /// order (`ascending`) or backwards; SiteNotFound when the site is missing.
+    async fn site_items(
+        &self,
+        site: &SiteName,
+        prefix: &str,
+        ascending: bool,
+    ) -> Result<Vec<Item>, StateError> {
+        self.load_site(site).await?;
+        let mut p = Placeholders::default();
+        let condition = format!(
+            "{} = {} AND begins_with({}, {})",
+            p.name(PARTITION_KEY),
+            p.value(s(site_pk(site))),
+            p.name(SORT_KEY),
+            p.value(s(prefix))
+        );
+        self.query_all(
+            self.client
+                .query()
+                .key_condition_expression(condition)
+                .set_expression_attribute_names(p.names())
+                .set_expression_attribute_values(p.values())
+                .scan_index_forward(ascending)
+                .consistent_read(true),
+        )
+        .await
+    }
+
     async fn load_site(&self, name: &SiteName) -> Result<Site, StateError> {
         Ok(self.load_site_stamped(name).await?.0)
     }
@@ -276,28 +305,12 @@ impl StateStore for DynamoState {
     }
 
     async fn list_deployments(&self, site: &SiteName) -> Result<Vec<Deployment>, StateError> {
-        self.load_site(site).await?;
-        let mut p = Placeholders::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            p.name(PARTITION_KEY),
-            p.value(s(site_pk(site))),
-            p.name(SORT_KEY),
-            p.value(s(DEPLOYMENT_SK_PREFIX))
-        );
-        self.query_all(
-            self.client
-                .query()
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(p.names())
-                .set_expression_attribute_values(p.values())
-                .scan_index_forward(false)
-                .consistent_read(true),
-        )
-        .await?
-        .into_iter()
-        .map(from_item)
-        .collect()
+        // Ids sort by creation time: backwards is newest first.
+        self.site_items(site, DEPLOYMENT_SK_PREFIX, false)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn transition(
@@ -321,12 +334,7 @@ impl StateStore for DynamoState {
         let patch = patch_fields(patch)?;
         // Only a move to live depends on the target, which never changes: only it reads first.
         let activation = to == DeploymentStatus::Live
-            && self
-                .load_deployment(site, id)
-                .await?
-                .deployment
-                .target
-                .is_production();
+            && Deployment::activates(&self.load_deployment(site, id).await?.deployment.target, to);
         for attempt in 1..=MAX_ATTEMPTS {
             let mut p = Placeholders::default();
             let mut fields = move_fields(to, OffsetDateTime::now_utc(), activation)?;
@@ -412,27 +420,11 @@ impl StateStore for DynamoState {
     }
 
     async fn list_previews(&self, site: &SiteName) -> Result<Vec<Preview>, StateError> {
-        self.load_site(site).await?;
-        let mut p = Placeholders::default();
-        let condition = format!(
-            "{} = {} AND begins_with({}, {})",
-            p.name(PARTITION_KEY),
-            p.value(s(site_pk(site))),
-            p.name(SORT_KEY),
-            p.value(s(PREVIEW_SK_PREFIX))
-        );
-        self.query_all(
-            self.client
-                .query()
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(p.names())
-                .set_expression_attribute_values(p.values())
-                .consistent_read(true),
-        )
-        .await?
-        .into_iter()
-        .map(|item| from_item::<PreviewRecord>(item).map(Preview::from))
-        .collect()
+        self.site_items(site, PREVIEW_SK_PREFIX, true)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<PreviewRecord>(item).map(Preview::from))
+            .collect()
     }
 
     async fn record_delivery(

@@ -13,7 +13,7 @@ use super::{
     TABLE_ACTIVE_WAIT, TTL_ATTRIBUTE,
 };
 
-/// Creates the table as the module documentation describes it (on-demand, TTL on
+/// Creates the table as the `dynamodb` module documentation describes it (on-demand, TTL on
 /// [`TTL_ATTRIBUTE`]) and waits until it is active. The SAM template creates the real one.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), DynamoError> {
     let string = |name: &str| {

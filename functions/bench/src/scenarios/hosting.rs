@@ -10,17 +10,17 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use slipway_aws::s3::{self, S3Objects};
-use slipway_core::media::content_type_for;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{
     Bucket, DeploymentPatch, ObjectBody, ObjectMeta, ObjectStore, StateStore,
 };
-use slipway_core::routing::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::headers::content_type_for;
+use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{
     self, ArtifactRef, BucketNames, Pipeline, PipelineConfig, PublishInput, PublishOutput,
 };
-use slipway_core::zipsafe::ZipLimits;
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::git::GitRepos;
 use slipway_local::sqlite::SqliteState;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{Bucket, StateStore};
-use slipway_core::routing::deployment_prefix;
+use slipway_core::site::edge::deployment_prefix;
 use slipway_core::steps::BucketNames;
 
 use super::hosting::Hosting;

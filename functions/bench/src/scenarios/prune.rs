@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::SiteName;
 use slipway_core::ports::{Bucket, ObjectStore};
-use slipway_core::routing::deployment_prefix;
+use slipway_core::site::edge::deployment_prefix;
 use slipway_core::steps::{self, ActivateInput, PruneInput};
 
 use super::hosting::{Hosting, LoadedFiles};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use slipway_core::ports::{Bucket, ObjectStore};
-use slipway_core::routing::deployment_prefix;
+use slipway_core::site::edge::deployment_prefix;
 
 use super::hosting::{Hosting, LoadedFiles, REGION};
 use crate::context::Bench;

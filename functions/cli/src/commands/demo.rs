@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn the_embedded_example_site_takes_the_build_path() {
-        use slipway_core::build_plan::{decide, BuildDecision};
+        use slipway_core::site::build_plan::{decide, BuildDecision};
 
         let mut files = Vec::new();
         embedded_files(&EXAMPLE_SITE, &mut files);

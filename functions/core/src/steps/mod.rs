@@ -14,15 +14,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::build_plan::PlanError;
 use crate::model::ObjectLocation;
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{
     CommitStatuses, ObjectStore, ObjectStoreError, RepoError, RepoReader, StateError, StateStore,
     SwitchError, TrafficSwitch,
 };
-use crate::routing::{Hosts, UrlTemplate};
-use crate::zipsafe::{ZipError, ZipLimits};
+use crate::site::build_plan::PlanError;
+use crate::site::edge::{Hosts, UrlTemplate};
+use crate::site::zipsafe::{ZipError, ZipLimits};
 
 pub use activate::{activate, sync_route, sync_target, ActivateInput, ActivateOutput};
 pub use commit_status::report_commit_status;

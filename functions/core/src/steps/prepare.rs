@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{blocking_failed, report_commit_status, ArtifactRef, Pipeline, StepError};
-use crate::build_plan::{decide, BuildDecision, BuildPlan, Framework, DETECTION_FILES};
 use crate::model::{DeploymentSource, DeploymentStatus, GitSource, ObjectLocation, RoutingFlags};
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{Bucket, CommitState, DeploymentPatch};
-use crate::ranged::RangedReader;
-use crate::zipsafe::{open_archive, read_entry};
+use crate::site::build_plan::{decide, BuildDecision, BuildPlan, Framework, DETECTION_FILES};
+use crate::site::ranged::RangedReader;
+use crate::site::zipsafe::{open_archive, read_entry};
 
 /// Config files larger than this are not read for detection.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;

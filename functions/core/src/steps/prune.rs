@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use crate::model::{rollback_candidate, Deployment, LifecycleError, Preview, Traffic};
 use crate::names::{DeploymentId, SiteName, TargetName};
 use crate::ports::{Bucket, Lifecycle, StateError};
-use crate::routing::deployment_prefix;
+use crate::site::edge::deployment_prefix;
 
 use super::prepare::artifact_path;
 

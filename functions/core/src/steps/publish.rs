@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
-use crate::build_plan::{Framework, CONFIG_FILE};
-use crate::media::{cache_control_for_build, content_type_for};
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{Bucket, DeploymentPatch, ObjectBody, ObjectMeta};
-use crate::ranged::RangedReader;
-use crate::routing::deployment_prefix;
-use crate::zipsafe::{open_archive, read_entry, stream_entry, ZipError};
+use crate::site::build_plan::{Framework, CONFIG_FILE};
+use crate::site::edge::deployment_prefix;
+use crate::site::headers::{cache_control_for_build, content_type_for};
+use crate::site::ranged::RangedReader;
+use crate::site::zipsafe::{open_archive, read_entry, stream_entry, ZipError};
 
 /// Files up to this size travel whole; larger ones stream in chunks of this size.
 const INLINE_MAX: u64 = 4 * 1024 * 1024;

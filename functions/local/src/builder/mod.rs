@@ -35,12 +35,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use slipway_core::build_plan::parse_buildspec;
 use slipway_core::names::DeploymentId;
 use slipway_core::ports::{
     BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectStore, StateStore,
 };
-use slipway_core::zipsafe::ZipLimits;
+use slipway_core::site::build_plan::parse_buildspec;
+use slipway_core::site::zipsafe::ZipLimits;
 use tracing::Instrument;
 
 use log::LogSink;

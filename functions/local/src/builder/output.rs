@@ -5,10 +5,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use slipway_core::build_plan::PlanError;
 use slipway_core::model::ObjectLocation;
 use slipway_core::ports::{BuildError, ObjectBody, ObjectMeta};
-use slipway_core::zipsafe::{self, EntryPath, UnsafeReason, ZipError};
+use slipway_core::site::build_plan::PlanError;
+use slipway_core::site::zipsafe::{self, EntryPath, UnsafeReason, ZipError};
 
 use super::{io_error, InfraError, LocalBuilder};
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use slipway_core::build_plan::Phase;
 use slipway_core::ports::BuildError;
+use slipway_core::site::build_plan::Phase;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

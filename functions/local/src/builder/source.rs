@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::CommitSha;
 use slipway_core::ports::{BuildError, ObjectBody};
-use slipway_core::zipsafe;
+use slipway_core::site::zipsafe;
 use tokio::io::AsyncWriteExt;
 
 use super::log::LogSink;

@@ -294,7 +294,7 @@ mod tests {
     use slipway_core::model::RoutingFlags;
     use slipway_core::names::{DeploymentId, SiteName};
     use slipway_core::ports::ObjectMeta;
-    use slipway_core::routing::{route_value, Hosts};
+    use slipway_core::site::edge::{route_value, Hosts};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::oneshot;
 

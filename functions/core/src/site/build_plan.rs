@@ -56,7 +56,7 @@ use serde::de::{self, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::names::RootDir;
-use crate::zipsafe::EntryPath;
+use crate::site::zipsafe::EntryPath;
 
 pub const CONFIG_FILE: &str = "slipway.toml";
 pub const PACKAGE_JSON: &str = "package.json";

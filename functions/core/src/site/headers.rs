@@ -30,7 +30,7 @@
 //! both frameworks promise that every file there is content-addressed (Next's build id is a
 //! folder name), and serve them as immutable themselves.
 
-use crate::build_plan::Framework;
+use crate::site::build_plan::Framework;
 
 /// For files whose name changes whenever their content does.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn framework_output_folders_are_immutable_even_when_the_hash_has_no_digit() {
         use super::{cache_control_for_build, IMMUTABLE, REVALIDATE};
-        use crate::build_plan::Framework;
+        use crate::site::build_plan::Framework;
         let vite = Some(Framework::Vite);
         // Real Vite 8 names the name-only rule misses: no digit in the hash.
         assert_eq!(
