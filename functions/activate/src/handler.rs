@@ -23,7 +23,7 @@ mod tests {
     use slipway_core::model::{Deployment, DeploymentStatus};
     use slipway_core::names::DeploymentId;
     use slipway_core::ports::{KeyValueStore, StateStore};
-    use slipway_lambda::testing::{invocation, Embedded};
+    use slipway_testkit::embedded::{invocation, Embedded};
 
     use super::*;
 

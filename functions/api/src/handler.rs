@@ -62,11 +62,11 @@ mod tests {
 
     use async_trait::async_trait;
     use serde_json::{json, Value};
-    use slipway_core::api_types::UploadTarget;
     use slipway_core::model::{DeploymentStatus, ObjectLocation};
     use slipway_core::names::{DeploymentId, SiteName};
+    use slipway_core::ports::UploadTarget;
     use slipway_core::ports::{StateStore, UploadError, UploadTargets};
-    use slipway_lambda::testing::Embedded;
+    use slipway_testkit::embedded::Embedded;
 
     use http::StatusCode;
 

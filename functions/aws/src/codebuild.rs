@@ -451,7 +451,7 @@ impl CodeBuildBuilder {
 impl Builder for CodeBuildBuilder {
     async fn run(&self, request: BuildRequest) -> Result<BuildReport, BuildError> {
         // Refused here as the local builder refuses it, before a build is paid for.
-        let spec = parse_buildspec(&request.buildspec).map_err(BuildError::Buildspec)?;
+        let spec = parse_buildspec(&request.buildspec).map_err(BuildError::from)?;
         // One artifact per deployment: a retried run within CodeBuild's five-minute window
         // gets the build already started.
         let token = request.artifact.key.clone();
@@ -553,7 +553,7 @@ fn command_and_reason(message: &str) -> (Option<&str>, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use aws_sdk_codebuild::types::{Build, BuildPhase, BuildPhaseType, PhaseContext};
-    use slipway_core::ports::Bucket;
+    use slipway_core::model::Bucket;
 
     use super::*;
 

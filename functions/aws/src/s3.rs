@@ -28,11 +28,12 @@ use aws_sdk_s3::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use slipway_core::api_types::UploadTarget;
+use slipway_core::model::Bucket;
 use slipway_core::model::ObjectLocation;
+use slipway_core::ports::UploadTarget;
 use slipway_core::ports::{
-    check_object_key, BoxError, Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore,
-    ObjectStoreError, UploadError, UploadTargets,
+    check_object_key, BoxError, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError,
+    UploadError, UploadTargets,
 };
 use slipway_core::steps::BucketNames;
 use tokio::sync::mpsc;

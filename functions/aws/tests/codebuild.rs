@@ -20,10 +20,11 @@ use aws_sdk_codebuild::types::{
 use bytes::Bytes;
 use serde_json::Value;
 use slipway_aws::codebuild::{BuildStatus, CodeBuildBuilder, CodeBuildBuilds, CodeBuildError};
+use slipway_core::model::Bucket;
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::CommitSha;
 use slipway_core::ports::{
-    Bucket, BuildError, BuildRequest, BuildSource, Builder, ObjectBody, ObjectInfo, ObjectMeta,
+    BuildError, BuildRequest, BuildSource, Builder, ObjectBody, ObjectInfo, ObjectMeta,
     ObjectStore, ObjectStoreError,
 };
 use slipway_core::steps::BucketNames;

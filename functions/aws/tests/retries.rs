@@ -13,8 +13,9 @@ use axum::http::{Response, StatusCode};
 use slipway_aws::config::MAX_ATTEMPTS;
 use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::s3::{self, S3Objects};
+use slipway_core::model::Bucket;
 use slipway_core::names::SiteName;
-use slipway_core::ports::{Bucket, ObjectStore, ObjectStoreError, StateError, StateStore};
+use slipway_core::ports::{ObjectStore, ObjectStoreError, StateError, StateStore};
 use slipway_core::steps::BucketNames;
 
 /// A canned answer: status, headers, body.

@@ -17,9 +17,10 @@ use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use slipway_aws::s3::S3Objects;
+use slipway_core::model::Bucket;
 use slipway_core::model::ObjectLocation;
 use slipway_core::ports::{
-    Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError, UploadTargets,
+    ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError, UploadTargets,
 };
 use slipway_core::steps::BucketNames;
 use tokio::sync::mpsc;

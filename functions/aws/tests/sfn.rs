@@ -5,9 +5,10 @@
 mod support;
 
 use slipway_aws::sfn::{ExecutionState, SfnError, SfnWorkflow, StateMachineArn};
+use slipway_core::model::Bucket;
 use slipway_core::model::{DeploymentSource, GitSource, ObjectLocation};
 use slipway_core::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName};
-use slipway_core::ports::{Bucket, DeployRequest, StartOutcome, WorkflowError, WorkflowStarter};
+use slipway_core::ports::{DeployRequest, StartOutcome, WorkflowError, WorkflowStarter};
 use slipway_core::trigger::execution_name;
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/slipway-deploy-site";

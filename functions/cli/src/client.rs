@@ -17,9 +17,10 @@ use slipway_aws::signing::{ApiSigner, SigningError};
 use slipway_core::api_types::{
     ApiErrorBody, CreateDeploymentRequest, CreateDeploymentResponse, CreateSiteRequest,
     DeploymentOutcome, DeploymentView, LogsResponse, PreviewView, PromoteRequest, RollbackRequest,
-    SiteView, UploadTarget,
+    SiteView,
 };
 use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::ports::UploadTarget;
 use tokio_util::io::ReaderStream;
 
 type UrlError = <Url as FromStr>::Err;

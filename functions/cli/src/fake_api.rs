@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use slipway_core::api_types::DeploymentView;
+use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::Bucket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

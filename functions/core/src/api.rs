@@ -15,9 +15,10 @@ use crate::api_types::{
     PromoteRequest, RollbackRequest, SiteView,
 };
 use crate::decisions::Displaced;
+use crate::model::Bucket;
 use crate::model::{rollback_candidate, Deployment, ObjectLocation, RepoLink, RoutingFlags, Site};
 use crate::names::{BranchName, DeploymentId, NameError, RepoName, RootDir, SiteName, TargetName};
-use crate::ports::{Bucket, Lifecycle, StateError, UploadTargets};
+use crate::ports::{Lifecycle, StateError, UploadTargets};
 use crate::steps::{Pipeline, StepError};
 
 /// JSON bodies above this size are refused with 413.

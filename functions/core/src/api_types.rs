@@ -1,14 +1,12 @@
 //! The control-plane API's request and response bodies, shared by the server and the CLI.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use time::OffsetDateTime;
 
 use crate::model::{Deployment, DeploymentStatus, RepoLink, RoutingFlags, Site};
 use crate::names::{BranchName, DeploymentId, SiteName, TargetName};
-use crate::ports::LogLine;
+use crate::ports::{LogLine, UploadTarget};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,16 +83,6 @@ pub struct CreateDeploymentRequest {
     pub prebuilt: bool,
     /// The zip's size, when known: an upload over the limit is refused before anything is created.
     pub size: Option<u64>,
-}
-
-/// Where to send the source zip: a presigned S3 PUT on AWS, the local API in `slipway dev`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadTarget {
-    pub method: String,
-    pub url: String,
-    pub headers: BTreeMap<String, String>,
-    /// The largest body the target accepts.
-    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -394,8 +394,8 @@ fn delete_deployment(r: &mut Reader<'_>, id: DeploymentId) -> Result<Plan, Missi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Bucket;
     use crate::model::{Canary, CanaryWeight, ObjectLocation, RoutingFlags};
-    use crate::ports::Bucket;
 
     fn site(production: Option<Traffic>) -> Site {
         Site {

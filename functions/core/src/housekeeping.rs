@@ -230,8 +230,8 @@ fn given(text: Option<&str>) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::Bucket;
     use crate::model::ObjectLocation;
-    use crate::ports::Bucket;
 
     use super::*;
 

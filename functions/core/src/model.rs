@@ -137,10 +137,34 @@ pub struct RecordedError {
     pub cause: String,
 }
 
+/// The three buckets of the storage layout. Adapters map each to a real bucket name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// `sites/{site}/*.zip` and `uploads/{site}/{id}.zip`.
+    Source,
+    /// `builds/{site}/{deployment}/output.zip`.
+    Artifacts,
+    /// `{site}/{deployment}/{path}`: what the edge serves.
+    Hosting,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 3] = [Bucket::Source, Bucket::Artifacts, Bucket::Hosting];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Source => "source",
+            Bucket::Artifacts => "artifacts",
+            Bucket::Hosting => "hosting",
+        }
+    }
+}
+
 /// Where a deployment's source zip lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectLocation {
-    pub bucket: crate::ports::Bucket,
+    pub bucket: Bucket,
     pub key: String,
 }
 

@@ -2,6 +2,7 @@
 //! on SQLite and the filesystem; `slipway-aws` implements them on S3, DynamoDB, CloudFront
 //! KeyValueStore, Step Functions and CodeBuild.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use async_trait::async_trait;
@@ -12,36 +13,12 @@ use tokio::sync::mpsc;
 
 use crate::decisions::{ActivateOutcome, Decision, Displaced, Outcome};
 use crate::model::{
-    CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, GitSource, LifecycleError,
-    Preview, RecordedError, Site,
+    Bucket, CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, GitSource,
+    LifecycleError, Preview, RecordedError, Site,
 };
 use crate::names::{CommitSha, DeploymentId, RepoName, SiteName, TargetName};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// The three buckets of the storage layout. Adapters map each to a real bucket name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Bucket {
-    /// `sites/{site}/*.zip` and `uploads/{site}/{id}.zip`.
-    Source,
-    /// `builds/{site}/{deployment}/output.zip`.
-    Artifacts,
-    /// `{site}/{deployment}/{path}`: what the edge serves.
-    Hosting,
-}
-
-impl Bucket {
-    pub const ALL: [Bucket; 3] = [Bucket::Source, Bucket::Artifacts, Bucket::Hosting];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bucket::Source => "source",
-            Bucket::Artifacts => "artifacts",
-            Bucket::Hosting => "hosting",
-        }
-    }
-}
 
 /// Headers stored with an object and served with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,7 +341,7 @@ pub enum SwitchError {
 
 /// Makes a target's public address send its requests where the state store says it should:
 /// going live, rollback, promote and preview removal all end here. Sites switch the edge's
-/// key-value store ([`crate::site::edge::KvsSwitch`]); each kind of deployable brings its own.
+/// key-value store (`site::edge::KvsSwitch`); each kind of deployable brings its own.
 #[async_trait]
 pub trait TrafficSwitch: Send + Sync {
     /// Gives a published deployment an address of its own, until it is pruned.
@@ -424,6 +401,16 @@ pub enum UploadError {
     Unavailable(#[source] BoxError),
 }
 
+/// Where to send the source zip: a presigned S3 PUT on AWS, the local API in `slipway dev`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadTarget {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    /// The largest body the target accepts.
+    pub max_bytes: u64,
+}
+
 /// Hands out the URL a client sends a source zip to: a presigned PUT on S3, the local API in dev.
 #[async_trait]
 pub trait UploadTargets: Send + Sync {
@@ -433,7 +420,7 @@ pub trait UploadTargets: Send + Sync {
     async fn upload_target(
         &self,
         location: &crate::model::ObjectLocation,
-    ) -> Result<crate::api_types::UploadTarget, UploadError>;
+    ) -> Result<UploadTarget, UploadError>;
 }
 
 /// A state machine of `statemachines/`, by the name its file and the stack give it. Each
@@ -489,7 +476,7 @@ pub enum BuildSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRequest {
     pub source: BuildSource,
-    /// The buildspec YAML (see [`crate::site::build_plan::BuildPlan::buildspec_yaml`]).
+    /// The buildspec YAML (see `site::build_plan::BuildPlan::buildspec_yaml`).
     pub buildspec: String,
     /// Where the packed output directory goes.
     pub artifact: crate::model::ObjectLocation,
@@ -505,8 +492,9 @@ pub struct BuildReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The source zip is unusable (hostile or broken); the builder says why.
     #[error("the source could not be unpacked: {0}")]
-    Source(#[source] crate::site::zipsafe::ZipError),
+    Source(#[source] BoxError),
     #[error("the source {key:?} is not in the {} bucket", bucket.as_str())]
     SourceMissing { bucket: Bucket, key: String },
     /// A git source whose commit could not be fetched (unknown commit, unreachable repository).
@@ -517,7 +505,7 @@ pub enum BuildError {
         reason: String,
     },
     #[error("invalid buildspec: {0}")]
-    Buildspec(#[source] crate::site::build_plan::PlanError),
+    Buildspec(#[source] BoxError),
     #[error("phase {phase} failed: command `{command}` ended with {status}")]
     CommandFailed {
         phase: String,

@@ -7,11 +7,11 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::model::Bucket;
 use crate::model::{Deployment, DeploymentStatus, ObjectLocation};
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::{
-    Bucket, DeployRequest, StartOutcome, StateError, StateStore, Workflow, WorkflowError,
-    WorkflowStarter,
+    DeployRequest, StartOutcome, StateError, StateStore, Workflow, WorkflowError, WorkflowStarter,
 };
 
 /// A source object as the trigger sees it.

@@ -32,7 +32,7 @@ mod tests {
     use slipway_core::ports::{
         DeployRequest, StartOutcome, StateStore, Workflow, WorkflowError, WorkflowStarter,
     };
-    use slipway_lambda::testing::Embedded;
+    use slipway_testkit::embedded::Embedded;
     use time::OffsetDateTime;
 
     use super::*;

@@ -122,11 +122,12 @@ fn ignored(reason: String) -> HousekeepingReport {
 mod tests {
     use serde_json::json;
     use slipway_core::housekeeping::INTERRUPTED;
+    use slipway_core::model::Bucket;
     use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RecordedError};
-    use slipway_core::ports::{Bucket, DeployRequest, StateStore};
+    use slipway_core::ports::{DeployRequest, StateStore};
     use slipway_core::steps::{self, CaughtError, MarkFailedInput, PrepareInput};
     use slipway_core::trigger::execution_name;
-    use slipway_lambda::testing::{invocation, zip_of, Embedded};
+    use slipway_testkit::embedded::{invocation, zip_of, Embedded};
     use time::Duration;
 
     use super::*;

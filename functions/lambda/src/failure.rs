@@ -86,7 +86,8 @@ pub async fn run_step<T>(
 
 #[cfg(test)]
 mod tests {
-    use slipway_core::ports::{Bucket, ObjectStoreError, StateError};
+    use slipway_core::model::Bucket;
+    use slipway_core::ports::{ObjectStoreError, StateError};
 
     use super::*;
 

@@ -12,8 +12,6 @@ pub mod failure;
 pub mod http_api;
 pub mod logging;
 pub mod runtime;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use aws::{cold_start, serve_step};
 pub use failure::{run_step, step_span, StepFailure};

@@ -15,12 +15,13 @@ use futures::StreamExt;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use slipway_core::api::{json_response, ApiError, ControlPlane, MAX_JSON_BODY};
-use slipway_core::api_types::UploadTarget;
 use slipway_core::github::{GithubWebhook, WebhookSecret, MAX_WEBHOOK_BODY};
 use slipway_core::housekeeping::{expire_abandoned_uploads, sweep};
+use slipway_core::model::Bucket;
 use slipway_core::model::{DeploymentStatus, ObjectLocation};
+use slipway_core::ports::UploadTarget;
 use slipway_core::ports::{
-    Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
+    ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
 };
 use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;

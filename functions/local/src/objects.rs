@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use slipway_core::model::Bucket;
 use slipway_core::ports::{
-    check_object_key, Bucket, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError,
+    check_object_key, ObjectBody, ObjectInfo, ObjectMeta, ObjectStore, ObjectStoreError,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;

@@ -516,7 +516,7 @@ impl TaskInvoker for LocalTasks {
 
 #[cfg(test)]
 mod tests {
-    use slipway_core::ports::Bucket;
+    use slipway_core::model::Bucket;
 
     use super::*;
     use crate::dev::local_buckets;

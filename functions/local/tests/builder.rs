@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use slipway_core::model::Bucket;
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::DeploymentId;
 use slipway_core::ports::{
-    Bucket, BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectBody, ObjectMeta,
+    BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectBody, ObjectMeta,
     ObjectStore, StateStore,
 };
 use slipway_local::builder::LocalBuilder;

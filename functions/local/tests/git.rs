@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+use slipway_core::model::Bucket;
 use slipway_core::model::{GitSource, ObjectLocation};
 use slipway_core::names::{BranchName, CommitSha, DeploymentId, RepoName, RootDir};
 use slipway_core::ports::{
-    Bucket, BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectBody, ObjectStore,
+    BuildError, BuildReport, BuildRequest, BuildSource, Builder, ObjectBody, ObjectStore,
     RepoError, RepoReader, StateStore,
 };
 use slipway_core::site::build_plan::{decide, BuildDecision, BuildPlan, DETECTION_FILES};

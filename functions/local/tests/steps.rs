@@ -2,9 +2,10 @@
 
 mod support;
 
+use slipway_core::model::Bucket;
 use slipway_core::model::{DeploymentSource, DeploymentStatus, ObjectLocation};
 use slipway_core::names::DeploymentId;
-use slipway_core::ports::{Bucket, KeyValueStore, Lifecycle, ObjectStore, StateStore};
+use slipway_core::ports::{KeyValueStore, Lifecycle, ObjectStore, StateStore};
 use slipway_core::steps::{
     self, ActivateInput, ArtifactRef, CaughtError, MarkFailedInput, PrepareInput, PrepareOutput,
     PruneInput, PublishInput,

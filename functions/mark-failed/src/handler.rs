@@ -21,7 +21,7 @@ mod tests {
     use serde_json::json;
     use slipway_core::model::{Deployment, DeploymentStatus, RecordedError};
     use slipway_core::ports::StateStore;
-    use slipway_lambda::testing::{invocation, Embedded};
+    use slipway_testkit::embedded::{invocation, Embedded};
 
     use super::*;
 

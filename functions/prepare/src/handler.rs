@@ -19,9 +19,10 @@ pub async fn function_handler(
 mod tests {
     use lambda_runtime::Diagnostic;
     use serde_json::{json, Value};
+    use slipway_core::model::Bucket;
     use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation};
-    use slipway_core::ports::{Bucket, StateStore};
-    use slipway_lambda::testing::{invocation, zip_of, Embedded};
+    use slipway_core::ports::StateStore;
+    use slipway_testkit::embedded::{invocation, zip_of, Embedded};
 
     use super::*;
 

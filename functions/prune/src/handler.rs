@@ -23,7 +23,7 @@ mod tests {
     use slipway_core::model::Deployment;
     use slipway_core::names::SiteName;
     use slipway_core::ports::{StateError, StateStore};
-    use slipway_lambda::testing::{invocation, Embedded};
+    use slipway_testkit::embedded::{invocation, Embedded};
 
     use super::*;
 

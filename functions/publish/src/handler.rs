@@ -20,10 +20,11 @@ pub async fn function_handler(
 mod tests {
     use lambda_runtime::Diagnostic;
     use serde_json::json;
+    use slipway_core::model::Bucket;
     use slipway_core::model::{Deployment, DeploymentStatus};
-    use slipway_core::ports::{Bucket, ObjectStore, StateStore};
+    use slipway_core::ports::{ObjectStore, StateStore};
     use slipway_core::steps::ArtifactRef;
-    use slipway_lambda::testing::{invocation, Embedded};
+    use slipway_testkit::embedded::{invocation, Embedded};
 
     use super::*;
 

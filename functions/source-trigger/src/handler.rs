@@ -203,10 +203,11 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
+    use slipway_core::model::Bucket;
     use slipway_core::model::{Deployment, DeploymentSource, DeploymentStatus, ObjectLocation};
     use slipway_core::names::SiteName;
-    use slipway_core::ports::{Bucket, DeployRequest, StartOutcome, Workflow};
-    use slipway_lambda::testing::{invocation, Embedded};
+    use slipway_core::ports::{DeployRequest, StartOutcome, Workflow};
+    use slipway_testkit::embedded::{invocation, Embedded};
 
     use super::*;
 

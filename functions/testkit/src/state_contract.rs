@@ -5,12 +5,13 @@
 //! shape, reopening, paging).
 
 use slipway_core::decisions::{ActivateOutcome, Displaced};
+use slipway_core::model::Bucket;
 use slipway_core::model::{
     rollback_candidate, Deployment, DeploymentSource, DeploymentStatus, GitSource, LifecycleError,
     ObjectLocation, Preview, RecordedError, RoutingFlags, Site, Traffic,
 };
 use slipway_core::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
-use slipway_core::ports::{Bucket, DeploymentPatch, Lifecycle, StateError, StateStore};
+use slipway_core::ports::{DeploymentPatch, Lifecycle, StateError, StateStore};
 use time::OffsetDateTime;
 
 /// One `#[tokio::test]` per contract case, each on the store `$fresh` (an async expression

@@ -10,11 +10,10 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use slipway_aws::s3::{self, S3Objects};
+use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{
-    Bucket, DeploymentPatch, ObjectBody, ObjectMeta, ObjectStore, StateStore,
-};
+use slipway_core::ports::{DeploymentPatch, ObjectBody, ObjectMeta, ObjectStore, StateStore};
 use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::headers::content_type_for;
 use slipway_core::site::zipsafe::ZipLimits;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use slipway_core::model::Bucket;
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{Bucket, StateStore};
+use slipway_core::ports::StateStore;
 use slipway_core::site::edge::deployment_prefix;
 use slipway_core::steps::BucketNames;
 

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
+use slipway_core::model::Bucket;
 use slipway_core::model::ObjectLocation;
 use slipway_core::names::SiteName;
-use slipway_core::ports::{Bucket, ObjectStore};
+use slipway_core::ports::ObjectStore;
 use slipway_core::site::edge::deployment_prefix;
 use slipway_core::steps::{self, ActivateInput, PruneInput};
 

@@ -12,7 +12,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use slipway_core::ports::{Bucket, ObjectStore};
+use slipway_core::model::Bucket;
+use slipway_core::ports::ObjectStore;
 use slipway_core::site::edge::deployment_prefix;
 
 use super::hosting::{Hosting, LoadedFiles, REGION};

@@ -308,7 +308,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
-    use slipway_core::api_types::{CreateDeploymentResponse, UploadTarget};
+    use slipway_core::api_types::CreateDeploymentResponse;
+    use slipway_core::ports::UploadTarget;
 
     use super::*;
     use crate::client::Endpoint;

@@ -879,6 +879,13 @@ pub fn parse_buildspec(yaml: &str) -> Result<Buildspec, PlanError> {
     })
 }
 
+/// A buildspec a builder cannot run.
+impl From<PlanError> for crate::ports::BuildError {
+    fn from(e: PlanError) -> Self {
+        Self::Buildspec(Box::new(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

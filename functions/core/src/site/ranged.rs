@@ -9,7 +9,8 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::ports::{Bucket, ObjectStore, ObjectStoreError};
+use crate::model::Bucket;
+use crate::ports::{ObjectStore, ObjectStoreError};
 
 /// Reads the object in chunks of `chunk` bytes (chunk `i` is the range from `i * chunk`) and
 /// serves smaller reads from the current one.

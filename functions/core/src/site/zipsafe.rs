@@ -761,6 +761,13 @@ pub fn zip_directory<W: Write + Seek>(dir: &Path, out: W) -> Result<(u64, u64), 
     write_zip(out, files)
 }
 
+/// A source zip a builder cannot unpack.
+impl From<ZipError> for crate::ports::BuildError {
+    fn from(e: ZipError) -> Self {
+        Self::Source(Box::new(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;

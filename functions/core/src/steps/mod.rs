@@ -35,7 +35,7 @@ pub use prepare::{
 pub use prune::{prunable, prune, PruneInput, PruneOutput};
 pub use publish::{publish, PublishInput, PublishOutput};
 
-/// The real bucket names behind [`crate::ports::Bucket`], as CodeBuild's overrides need them.
+/// The real bucket names behind [`crate::model::Bucket`], as CodeBuild's overrides need them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketNames {
     pub source: String,
@@ -44,16 +44,16 @@ pub struct BucketNames {
 }
 
 impl BucketNames {
-    pub fn name_of(&self, bucket: crate::ports::Bucket) -> &str {
+    pub fn name_of(&self, bucket: crate::model::Bucket) -> &str {
         match bucket {
-            crate::ports::Bucket::Source => &self.source,
-            crate::ports::Bucket::Artifacts => &self.artifacts,
-            crate::ports::Bucket::Hosting => &self.hosting,
+            crate::model::Bucket::Source => &self.source,
+            crate::model::Bucket::Artifacts => &self.artifacts,
+            crate::model::Bucket::Hosting => &self.hosting,
         }
     }
 
-    pub fn bucket_named(&self, name: &str) -> Option<crate::ports::Bucket> {
-        crate::ports::Bucket::ALL
+    pub fn bucket_named(&self, name: &str) -> Option<crate::model::Bucket> {
+        crate::model::Bucket::ALL
             .into_iter()
             .find(|b| self.name_of(*b) == name)
     }

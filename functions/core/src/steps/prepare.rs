@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use super::{blocking_failed, report_commit_status, ArtifactRef, Pipeline, StepError};
+use crate::model::Bucket;
 use crate::model::{DeploymentSource, DeploymentStatus, GitSource, ObjectLocation, RoutingFlags};
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{Bucket, CommitState, DeploymentPatch};
+use crate::ports::{CommitState, DeploymentPatch};
 use crate::site::build_plan::{decide, BuildDecision, BuildPlan, Framework, DETECTION_FILES};
 use crate::site::ranged::RangedReader;
 use crate::site::zipsafe::{open_archive, read_entry};

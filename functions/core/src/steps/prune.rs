@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{Pipeline, StepError};
 use std::collections::{HashMap, HashSet};
 
+use crate::model::Bucket;
 use crate::model::{rollback_candidate, Deployment, LifecycleError, Preview, Traffic};
 use crate::names::{DeploymentId, SiteName, TargetName};
-use crate::ports::{Bucket, Lifecycle, StateError};
+use crate::ports::{Lifecycle, StateError};
 use crate::site::edge::deployment_prefix;
 
 use super::prepare::artifact_path;

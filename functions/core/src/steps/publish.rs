@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
+use crate::model::Bucket;
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{Bucket, DeploymentPatch, ObjectBody, ObjectMeta};
+use crate::ports::{DeploymentPatch, ObjectBody, ObjectMeta};
 use crate::site::build_plan::{Framework, CONFIG_FILE};
 use crate::site::edge::deployment_prefix;
 use crate::site::headers::{cache_control_for_build, content_type_for};

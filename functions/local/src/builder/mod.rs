@@ -228,8 +228,8 @@ impl LocalBuilder {
         build: &BuildIdentity,
         log: &LogSink,
     ) -> Result<BuildReport, BuildError> {
-        let spec = parse_buildspec(&request.buildspec).map_err(BuildError::Buildspec)?;
-        let exclude = exclude_globs(&spec.exclude_paths).map_err(BuildError::Buildspec)?;
+        let spec = parse_buildspec(&request.buildspec).map_err(BuildError::from)?;
+        let exclude = exclude_globs(&spec.exclude_paths).map_err(BuildError::from)?;
 
         log.line("[Container] Entering phase DOWNLOAD_SOURCE").await;
         let source = match &request.source {

@@ -75,7 +75,7 @@ impl LocalBuilder {
 /// A hostile or broken upload is the source's fault; a disk error is the builder's.
 fn source_error(e: zipsafe::ZipError) -> BuildError {
     if e.is_input_error() {
-        BuildError::Source(e)
+        BuildError::from(e)
     } else {
         BuildError::Unavailable(Box::new(e))
     }

@@ -15,7 +15,8 @@ use http::header::{
     ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, SET_COOKIE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use slipway_core::ports::{Bucket, KeyValueStore, ObjectBody, ObjectStore, ObjectStoreError};
+use slipway_core::model::Bucket;
+use slipway_core::ports::{KeyValueStore, ObjectBody, ObjectStore, ObjectStoreError};
 
 use super::engine::{router_source, EdgeConfig, EdgeError, EdgeRouter};
 use super::event::{EdgeRequest, EdgeResponse, ResponseBody, RouterOutcome};

@@ -6,9 +6,10 @@ use std::io::{Cursor, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, ObjectLocation};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
+use slipway_core::ports::{ObjectBody, ObjectMeta, ObjectStore, StateStore};
 use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{Pipeline, PipelineConfig};

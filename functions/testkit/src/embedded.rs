@@ -1,4 +1,4 @@
-//! Test support for the function crates (feature `testing`, dev-dependencies only): a
+//! Test support for the function crates (a dev-dependency only): a
 //! [`Pipeline`] on `slipway dev`'s embedded stores in a temporary directory, so each Lambda
 //! handler is tested against the same store semantics the AWS adapters implement.
 
@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use lambda_runtime::{Context, LambdaEvent};
+use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{Bucket, ObjectBody, ObjectMeta, ObjectStore, StateStore};
+use slipway_core::ports::{ObjectBody, ObjectMeta, ObjectStore, StateStore};
 use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{
