@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use slipway_core::github::WebhookSecret;
+use slipway_core::webhook::WebhookSecret;
 use slipway_github::testing::FakeGithub;
 use slipway_tests::{describe, Dev};
 

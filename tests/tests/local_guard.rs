@@ -10,7 +10,7 @@ use std::time::Duration;
 use jsonschema::{Draft, Registry};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, HOST, ORIGIN};
 use serde_json::{json, Value};
-use slipway_core::github::WebhookSecret;
+use slipway_core::webhook::WebhookSecret;
 use slipway_tests::{site_dir, Dev};
 
 /// A page on the internet, as browsers name its origin.

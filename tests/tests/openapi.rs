@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use jsonschema::{Draft, Registry};
 use serde_json::{json, Value};
 use slipway_core::api::ROUTES;
-use slipway_core::github::WebhookSecret;
+use slipway_core::webhook::WebhookSecret;
 use slipway_tests::{describe, zip_bytes, Dev};
 
 const TOKEN: &str = "openapi-test-token";

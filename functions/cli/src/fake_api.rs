@@ -113,9 +113,9 @@ pub fn view(id: DeploymentId, status: DeploymentStatus) -> DeploymentView {
         time::OffsetDateTime::now_utc(),
     );
     deployment.status = status;
-    DeploymentView {
-        deployment_url: format!("http://{id}--docs.localhost:7080/"),
+    DeploymentView::new(
         deployment,
-        url: "http://docs.localhost:7080/".to_owned(),
-    }
+        "http://docs.localhost:7080/".to_owned(),
+        format!("http://{id}--docs.localhost:7080/"),
+    )
 }

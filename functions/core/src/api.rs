@@ -220,15 +220,13 @@ impl ControlPlane {
 
     fn deployment_view(&self, deployment: Deployment) -> DeploymentView {
         let config = &self.pipeline.config;
-        DeploymentView {
-            url: config
-                .urls
-                .url(&config.hosts.target(&deployment.target, &deployment.site)),
-            deployment_url: config
-                .urls
-                .url(&config.hosts.deployment(&deployment.id, &deployment.site)),
-            deployment,
-        }
+        let url = config
+            .urls
+            .url(&config.hosts.target(&deployment.target, &deployment.site));
+        let deployment_url = config
+            .urls
+            .url(&config.hosts.deployment(&deployment.id, &deployment.site));
+        DeploymentView::new(deployment, url, deployment_url)
     }
 
     pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use time::OffsetDateTime;
 
-use crate::model::{Deployment, DeploymentStatus, RepoLink, RoutingFlags, Site};
+use crate::model::{
+    Deployment, DeploymentSource, DeploymentStatus, RecordedError, RepoLink, RoutingFlags, Site,
+};
 use crate::names::{BranchName, DeploymentId, SiteName, TargetName};
 use crate::ports::{LogLine, UploadTarget};
 
@@ -65,14 +67,59 @@ impl SiteView {
     }
 }
 
+/// A deployment as the API shows it, its fields spelled out like [`SiteView`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentView {
-    #[serde(flatten)]
-    pub deployment: Deployment,
+    pub id: DeploymentId,
+    pub site: SiteName,
+    pub status: DeploymentStatus,
+    /// `production` or a preview target.
+    pub target: TargetName,
+    pub source: DeploymentSource,
+    /// The caller said the source is already built output.
+    pub prebuilt: bool,
+    /// The pipeline built the source.
+    pub built: bool,
+    pub spa: bool,
+    pub clean_urls: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When it last became production's live deployment.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub activated_at: Option<OffsetDateTime>,
+    pub error: Option<RecordedError>,
+    pub file_count: Option<u64>,
+    pub bytes: Option<u64>,
     /// The URL that serves this deployment's target (the site's URL for production).
     pub url: String,
     /// This deployment's own URL, valid until it is pruned.
     pub deployment_url: String,
+}
+
+impl DeploymentView {
+    pub fn new(deployment: Deployment, url: String, deployment_url: String) -> Self {
+        Self {
+            id: deployment.id,
+            site: deployment.site,
+            status: deployment.status,
+            target: deployment.target,
+            source: deployment.source,
+            prebuilt: deployment.prebuilt,
+            built: deployment.built,
+            spa: deployment.routing.spa,
+            clean_urls: deployment.routing.clean_urls,
+            created_at: deployment.created_at,
+            updated_at: deployment.updated_at,
+            activated_at: deployment.activated_at,
+            error: deployment.error,
+            file_count: deployment.file_count,
+            bytes: deployment.bytes,
+            url,
+            deployment_url,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@
 //! - Site-only code (static hosting) lives in [`site`] (build plans, zip safety, ranged reads,
 //!   published files' headers, the edge's host names and traffic switch), plus the Prepare
 //!   and Publish steps. The rest is the lifecycle of any deployment.
-//! - No `aws-sdk-*` and no HTTP server: [`api`] and [`github`] take and return `http` types,
+//! - No `aws-sdk-*` and no HTTP server: [`api`] and [`webhook`] take and return `http` types,
 //!   and whoever serves them (axum in `slipway-local`, lambda_http in the Lambda crates) lives
 //!   outside. The [`ports`] are implemented by `slipway-local` and `slipway-aws`.
 //!
@@ -20,7 +20,6 @@
 pub mod api;
 pub mod api_types;
 pub mod decisions;
-pub mod github;
 pub mod housekeeping;
 pub mod model;
 pub mod names;
@@ -29,3 +28,4 @@ pub mod records;
 pub mod site;
 pub mod steps;
 pub mod trigger;
+pub mod webhook;

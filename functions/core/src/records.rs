@@ -1,4 +1,4 @@
-//! How the state stores keep sites and previews: SQLite's JSON bodies and DynamoDB's
+//! How the state stores keep sites, deployments and previews: SQLite's JSON bodies and DynamoDB's
 //! attributes are these records' serde fields. They are spelled out rather than the domain
 //! types serialized, so a domain rename never changes what is stored, and state written by
 //! an earlier version still reads: a target's traffic is stored flat (`live_deployment`, the
@@ -8,7 +8,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::{Canary, CanaryWeight, Preview, RepoLink, RoutingFlags, Site, Traffic};
+use crate::model::{
+    Canary, CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, Preview, RecordedError,
+    RepoLink, RoutingFlags, Site, Traffic,
+};
 use crate::names::{BranchName, DeploymentId, SiteName, TargetName};
 
 /// A [`Traffic`] as three optional attributes.
@@ -94,6 +97,76 @@ impl From<SiteRecord> for Site {
     }
 }
 
+/// A deployment as stored: its routing flags flat (`spa`, `clean_urls`), as a whole-record
+/// write and a transition's one-attribute-per-flag update both store them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: DeploymentId,
+    pub site: SiteName,
+    pub status: DeploymentStatus,
+    pub target: TargetName,
+    pub source: DeploymentSource,
+    pub prebuilt: bool,
+    pub built: bool,
+    pub spa: bool,
+    pub clean_urls: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub activated_at: Option<OffsetDateTime>,
+    pub error: Option<RecordedError>,
+    pub file_count: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+impl From<&Deployment> for DeploymentRecord {
+    fn from(deployment: &Deployment) -> Self {
+        Self {
+            id: deployment.id,
+            site: deployment.site.clone(),
+            status: deployment.status,
+            target: deployment.target.clone(),
+            source: deployment.source.clone(),
+            prebuilt: deployment.prebuilt,
+            built: deployment.built,
+            spa: deployment.routing.spa,
+            clean_urls: deployment.routing.clean_urls,
+            created_at: deployment.created_at,
+            updated_at: deployment.updated_at,
+            activated_at: deployment.activated_at,
+            error: deployment.error.clone(),
+            file_count: deployment.file_count,
+            bytes: deployment.bytes,
+        }
+    }
+}
+
+impl From<DeploymentRecord> for Deployment {
+    fn from(record: DeploymentRecord) -> Self {
+        Self {
+            id: record.id,
+            site: record.site,
+            status: record.status,
+            target: record.target,
+            source: record.source,
+            prebuilt: record.prebuilt,
+            built: record.built,
+            routing: RoutingFlags {
+                spa: record.spa,
+                clean_urls: record.clean_urls,
+            },
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            activated_at: record.activated_at,
+            error: record.error,
+            file_count: record.file_count,
+            bytes: record.bytes,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviewRecord {
     pub site: SiteName,
@@ -148,6 +221,67 @@ mod tests {
         let live = DeploymentId::parse("01jd0000000000000000000000").unwrap();
         assert_eq!(site.production, Some(Traffic::all(live)));
         assert!(site.routing.spa);
+    }
+
+    /// A deployment body as earlier versions stored it: routing flags flat, `source` the
+    /// zip's location or the commit, and `activated_at` absent before it existed.
+    #[test]
+    fn deployments_stored_by_an_earlier_version_still_read_and_round_trip() {
+        let archive = r#"{"id":"01jd0000000000000000000000","site":"docs","status":"live",
+            "target":"production","source":{"bucket":"source","key":"uploads/docs/01jd0000000000000000000000.zip"},
+            "prebuilt":false,"built":true,"spa":true,"clean_urls":false,
+            "created_at":"2026-12-01T10:00:00Z","updated_at":"2026-12-01T10:02:00Z",
+            "activated_at":"2026-12-01T10:02:00Z","error":null,"file_count":12,"bytes":3456}"#;
+        let git = r#"{"id":"01je0000000000000000000000","site":"docs","status":"failed",
+            "target":"pr-12","source":{"repo":"acme/docs","clone_url":"https://github.com/acme/docs.git",
+            "sha":"0123456789abcdef0123456789abcdef01234567","branch":"feature-x","pull_request":12,
+            "root":null},"prebuilt":false,"built":false,"spa":false,"clean_urls":true,
+            "created_at":"2026-12-01T10:00:00Z","updated_at":"2026-12-01T10:01:00Z",
+            "error":{"name":"BuildFailed","cause":"npm run build exited 1"},"file_count":null,"bytes":null}"#;
+
+        let read = |stored: &str| -> Deployment {
+            serde_json::from_str::<DeploymentRecord>(stored)
+                .unwrap()
+                .into()
+        };
+        let live = read(archive);
+        assert_eq!(live.status, DeploymentStatus::Live);
+        assert_eq!(
+            live.routing,
+            RoutingFlags {
+                spa: true,
+                clean_urls: false
+            }
+        );
+        assert_eq!(
+            live.source.archive().map(|a| a.key.as_str()),
+            Some("uploads/docs/01jd0000000000000000000000.zip")
+        );
+        assert!(live.activated_at.is_some());
+        assert_eq!((live.file_count, live.bytes), (Some(12), Some(3456)));
+
+        let failed = read(git);
+        assert_eq!(failed.target.as_str(), "pr-12");
+        assert_eq!(failed.source.git().and_then(|g| g.pull_request), Some(12));
+        assert!(failed.routing.clean_urls && !failed.routing.spa);
+        assert_eq!(failed.activated_at, None);
+        assert_eq!(
+            failed.error.as_ref().map(|e| e.name.as_str()),
+            Some("BuildFailed")
+        );
+
+        for (stored, deployment) in [(archive, live), (git, failed)] {
+            let mut expected: serde_json::Value = serde_json::from_str(stored).unwrap();
+            // A missing `activated_at` is written back as null.
+            expected
+                .as_object_mut()
+                .unwrap()
+                .entry("activated_at")
+                .or_insert(serde_json::Value::Null);
+            let written = serde_json::to_value(DeploymentRecord::from(&deployment)).unwrap();
+            assert_eq!(written, expected);
+            assert_eq!(read(&written.to_string()), deployment);
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! One GitHub delivery: API Gateway's request turned into the `http::Request<Bytes>` that
-//! `slipway_core::github::GithubWebhook` (the very handler `slipway dev` serves) takes.
+//! `slipway_core::webhook::GithubWebhook` (the very handler `slipway dev` serves) takes.
 
 use std::convert::Infallible;
 
 use http::Response;
 use lambda_http::Body;
-use slipway_core::github::{GithubWebhook, MAX_WEBHOOK_BODY};
+use slipway_core::webhook::{GithubWebhook, MAX_WEBHOOK_BODY};
 use slipway_lambda::http_api::{into_core_request, into_lambda_response, route_path};
 
 pub async fn function_handler(
@@ -26,12 +26,12 @@ mod tests {
 
     use async_trait::async_trait;
     use serde_json::{json, Value};
-    use slipway_core::github::WebhookSecret;
     use slipway_core::model::{DeploymentSource, RepoLink, Site};
     use slipway_core::names::{BranchName, RepoName, SiteName, TargetName};
     use slipway_core::ports::{
         DeployRequest, StartOutcome, StateStore, Workflow, WorkflowError, WorkflowStarter,
     };
+    use slipway_core::webhook::WebhookSecret;
     use slipway_testkit::embedded::Embedded;
     use time::OffsetDateTime;
 

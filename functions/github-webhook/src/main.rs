@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use lambda_http::{service_fn, Error};
 use slipway_aws::sfn::{SfnWorkflow, SfnWorkflows};
-use slipway_core::github::GithubWebhook;
 use slipway_core::ports::Workflow;
+use slipway_core::webhook::GithubWebhook;
 use slipway_lambda::aws::AwsPipeline;
 use slipway_lambda::config::WebhookSettings;
 

@@ -3,7 +3,7 @@
 //! and [`RepoReader`](slipway_core::ports::RepoReader) (a commit's files, read without a
 //! checkout so Prepare can detect the build).
 //!
-//! It knows nothing of webhooks (`slipway_core::github` handles deliveries) or of the
+//! It knows nothing of webhooks (`slipway_core::webhook` handles deliveries) or of the
 //! pipeline: it turns one port call into one REST request.
 //!
 //! # Token scopes

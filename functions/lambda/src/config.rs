@@ -6,9 +6,9 @@
 
 use slipway_aws::kvs::KvsArn;
 use slipway_aws::sfn::StateMachineArn;
-use slipway_core::github::WebhookSecret;
 use slipway_core::site::edge::{Hosts, UrlTemplate};
 use slipway_core::steps::BucketNames;
+use slipway_core::webhook::WebhookSecret;
 
 pub const SOURCE_BUCKET: &str = "SLIPWAY_SOURCE_BUCKET";
 pub const ARTIFACTS_BUCKET: &str = "SLIPWAY_ARTIFACTS_BUCKET";

@@ -15,7 +15,6 @@ use futures::StreamExt;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use slipway_core::api::{json_response, ApiError, ControlPlane, MAX_JSON_BODY};
-use slipway_core::github::{GithubWebhook, WebhookSecret, MAX_WEBHOOK_BODY};
 use slipway_core::housekeeping::{expire_abandoned_uploads, sweep};
 use slipway_core::model::Bucket;
 use slipway_core::model::{DeploymentStatus, ObjectLocation};
@@ -29,6 +28,7 @@ use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
 use slipway_core::trigger::{
     on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerOutcome,
 };
+use slipway_core::webhook::{GithubWebhook, WebhookSecret, MAX_WEBHOOK_BODY};
 use slipway_github::{GithubApi, GithubConfig};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;

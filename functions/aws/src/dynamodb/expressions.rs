@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 
 use super::items::{encoded, s, timestamp};
 use super::{
-    Item, ACTIVATED_AT, BUILT, BYTES, ERROR, FILE_COUNT, PARTITION_KEY, STATUS, UPDATED_AT,
+    Item, ACTIVATED_AT, BUILT, BYTES, CLEAN_URLS, ERROR, FILE_COUNT, PARTITION_KEY, SPA, STATUS,
+    UPDATED_AT,
 };
 
 /// The placeholders of one expression set. Every attribute name goes through one, since
@@ -128,7 +129,8 @@ pub(super) fn move_fields(
     Ok(fields)
 }
 
-/// The attributes a patch writes: only what it sets (an unset field keeps its value).
+/// The attributes a patch writes: only what it sets (an unset field keeps its value), named
+/// as [`slipway_core::records::DeploymentRecord`] stores them.
 pub(super) fn patch_fields(
     patch: DeploymentPatch,
 ) -> Result<Vec<(String, AttributeValue)>, StateError> {
@@ -144,10 +146,12 @@ pub(super) fn patch_fields(
         fields.push((BUILT.to_owned(), AttributeValue::Bool(built)));
     }
     if let Some(routing) = routing {
-        // Flattened into the deployment: one attribute per flag.
-        if let AttributeValue::M(flags) = encoded(&routing)? {
-            fields.extend(flags);
-        }
+        // Stored flat: one attribute per flag.
+        fields.push((SPA.to_owned(), AttributeValue::Bool(routing.spa)));
+        fields.push((
+            CLEAN_URLS.to_owned(),
+            AttributeValue::Bool(routing.clean_urls),
+        ));
     }
     if let Some(error) = error {
         fields.push((ERROR.to_owned(), encoded(&error)?));
@@ -159,4 +163,49 @@ pub(super) fn patch_fields(
         fields.push((BYTES.to_owned(), encoded(&bytes)?));
     }
     Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use slipway_core::model::{RecordedError, RoutingFlags};
+    use slipway_testkit::state_contract::deployment;
+
+    use super::super::items::deployment_item;
+    use super::*;
+
+    /// A transition's update writes the attributes, and values, that a whole-record write of
+    /// the moved and patched deployment stores.
+    #[test]
+    fn a_transition_writes_what_a_whole_record_write_stores() {
+        let mut moved = deployment("docs");
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let patch = DeploymentPatch {
+            built: Some(true),
+            routing: Some(RoutingFlags {
+                spa: true,
+                clean_urls: true,
+            }),
+            error: Some(RecordedError {
+                name: "BuildFailed".to_owned(),
+                cause: "exit 1".to_owned(),
+            }),
+            file_count: Some(3),
+            bytes: Some(1024),
+        };
+        moved.status = DeploymentStatus::Building;
+        moved.updated_at = now;
+        moved.activated_at = Some(now);
+        moved.built = true;
+        moved.routing = patch.routing.unwrap();
+        moved.error = patch.error.clone();
+        moved.file_count = patch.file_count;
+        moved.bytes = patch.bytes;
+        let stored = deployment_item(&moved).unwrap();
+        let mut fields = move_fields(DeploymentStatus::Building, now, true).unwrap();
+        fields.extend(patch_fields(patch).unwrap());
+        assert_eq!(fields.len(), 9);
+        for (name, value) in fields {
+            assert_eq!(stored.get(&name), Some(&value), "attribute {name}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 use slipway_core::model::{Deployment, Preview, Site};
 use slipway_core::names::{DeploymentId, SiteName, TargetName};
 use slipway_core::ports::StateError;
-use slipway_core::records::{PreviewRecord, SiteRecord};
+use slipway_core::records::{DeploymentRecord, PreviewRecord, SiteRecord};
 use time::OffsetDateTime;
 
 use super::{
@@ -166,7 +166,7 @@ pub(super) fn site_item(site: &Site) -> Result<Item, StateError> {
 }
 
 pub(super) fn deployment_item(deployment: &Deployment) -> Result<Item, StateError> {
-    let mut item = to_item(deployment)?;
+    let mut item = to_item(&DeploymentRecord::from(deployment))?;
     item.extend(deployment_key(&deployment.site, &deployment.id));
     item.insert(
         GSI1_PARTITION_KEY.to_owned(),

@@ -13,13 +13,13 @@
 //! | item | PK | SK | GSI1PK | GSI1SK | other attributes |
 //! | --- | --- | --- | --- | --- | --- |
 //! | site | `SITE#{site}` | `META` | `SITES` | `{site}` | the [`SiteRecord`] fields |
-//! | deployment | `SITE#{site}` | `DEP#{id}` | `DEP#{id}` | `SITE#{site}` | the [`Deployment`] fields |
+//! | deployment | `SITE#{site}` | `DEP#{id}` | `DEP#{id}` | `SITE#{site}` | the [`DeploymentRecord`] fields |
 //! | preview | `SITE#{site}` | `PREVIEW#{target}` | | | the [`PreviewRecord`] fields |
 //! | log counter | `LOG#{id}` | `SEQ` | | | `last_seq` (N) |
 //! | log line | `LOG#{id}` | `LINE#{seq:020}` | | | the [`LogLine`] fields: `seq` (N), `at` (S), `line` (S) |
 //! | webhook delivery | `HOOK#{delivery}` | `DELIVERY` | | | `expires_at` (N, epoch seconds) |
 //!
-//! Records are typed attributes, one per serde field of the core type: strings S (timestamps
+//! Records are typed attributes, one per serde field of the record: strings S (timestamps
 //! RFC 3339, statuses kebab-case), numbers N, booleans BOOL, nested structs M (`source`,
 //! `error`); an absent `Option` is no attribute at all. So conditions read `status` and
 //! `live_deployment` directly, and a transition updates only the fields it changes.
@@ -55,7 +55,7 @@
 //! transaction it writes); `logs` the build log's items; `table` [`create_table`].
 //!
 //! [`SiteRecord`]: slipway_core::records::SiteRecord
-//! [`Deployment`]: slipway_core::model::Deployment
+//! [`DeploymentRecord`]: slipway_core::records::DeploymentRecord
 //! [`PreviewRecord`]: slipway_core::records::PreviewRecord
 //! [`LogLine`]: slipway_core::ports::LogLine
 //! [`StateStore::transition`]: slipway_core::ports::StateStore::transition
@@ -99,13 +99,15 @@ const DELIVERY_SK: &str = "DELIVERY";
 const LOG_COUNTER_SK: &str = "SEQ";
 const LAST_SEQ: &str = "last_seq";
 
-// Attribute names of the serde fields that conditions and updates name.
+// Attribute names of the records' serde fields that conditions and updates name.
 const STATUS: &str = "status";
 const UPDATED_AT: &str = "updated_at";
 const ACTIVATED_AT: &str = "activated_at";
 const LIVE_DEPLOYMENT: &str = "live_deployment";
 const REMOVED_AT: &str = "removed_at";
 const BUILT: &str = "built";
+const SPA: &str = "spa";
+const CLEAN_URLS: &str = "clean_urls";
 const ERROR: &str = "error";
 const FILE_COUNT: &str = "file_count";
 const BYTES: &str = "bytes";

@@ -10,7 +10,7 @@ use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, S
 use slipway_core::model::{Deployment, DeploymentStatus, LifecycleError, Preview, Site};
 use slipway_core::names::{DeploymentId, SiteName, TargetName};
 use slipway_core::ports::{DeploymentPatch, LogLine, StateError, StateStore};
-use slipway_core::records::{PreviewRecord, SiteRecord, TrafficRecord};
+use slipway_core::records::{DeploymentRecord, PreviewRecord, SiteRecord, TrafficRecord};
 use time::OffsetDateTime;
 
 use super::expressions::{move_fields, patch_fields, Placeholders};
@@ -112,7 +112,7 @@ impl DynamoState {
             .cloned()
             .ok_or_else(|| malformed(serde::de::Error::missing_field(UPDATED_AT)))?;
         Ok(Current {
-            deployment: from_item(item)?,
+            deployment: from_item::<DeploymentRecord>(item)?.into(),
             stamp,
         })
     }
@@ -299,7 +299,7 @@ impl StateStore for DynamoState {
             .await
             .map_err(|e| request_failed("Query", e))?;
         match found.items.and_then(|items| items.into_iter().next()) {
-            Some(item) => from_item(item),
+            Some(item) => Ok(from_item::<DeploymentRecord>(item)?.into()),
             None => Err(StateError::DeploymentNotFound(*id)),
         }
     }
@@ -309,7 +309,7 @@ impl StateStore for DynamoState {
         self.site_items(site, DEPLOYMENT_SK_PREFIX, false)
             .await?
             .into_iter()
-            .map(from_item)
+            .map(|item| from_item::<DeploymentRecord>(item).map(Deployment::from))
             .collect()
     }
 
@@ -354,7 +354,10 @@ impl StateStore for DynamoState {
                 .send()
                 .await;
             let failed = match result {
-                Ok(out) => return from_item(out.attributes.unwrap_or_default()),
+                Ok(out) => {
+                    let record: DeploymentRecord = from_item(out.attributes.unwrap_or_default())?;
+                    return Ok(record.into());
+                }
                 Err(e) => e,
             };
             let refused = failed.as_service_error().is_some_and(|e| {

@@ -140,7 +140,6 @@ async fn timed_deploy(
         .api_get(&format!("/sites/{site}/deployments/{id}"))
         .await?;
     let activated = view
-        .deployment
         .activated_at
         .context("a live production deployment has an activation time")?;
     // The local object store writes an object's headers last: their file's mtime is when
@@ -153,7 +152,7 @@ async fn timed_deploy(
     Ok(DeployTimes {
         edge: seen.as_secs_f64(),
         cli: exited.as_secs_f64(),
-        created: since(wall, view.deployment.created_at),
+        created: since(wall, view.created_at),
         uploaded,
         activated: since(wall, activated),
     })

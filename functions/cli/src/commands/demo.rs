@@ -108,7 +108,7 @@ async fn deploy_example(server: &DevServer, args: &DemoArgs, output: Output) -> 
         output.result(&summary, String::new);
         return Err(failed.into());
     }
-    check_edge(&view.url, view.deployment.id, args.server.edge_addr).await?;
+    check_edge(&view.url, view.id, args.server.edge_addr).await?;
     output.result(&summary, || hints(&view.url, &endpoint));
     Ok(())
 }

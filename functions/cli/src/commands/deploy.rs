@@ -82,26 +82,22 @@ pub async fn run(args: DeployArgs, output: Output) -> anyhow::Result<()> {
 /// Prints the outcome (the URL, or one JSON document), then fails unless the deployment is
 /// live, or queued as asked with `--no-wait`.
 fn report(output: Output, view: &DeploymentView, wait: Wait) -> anyhow::Result<()> {
-    let deployment = &view.deployment;
     let verdict = verdict(view, wait);
-    output.result(&outcome(view), || match (&verdict, deployment.status) {
+    output.result(&outcome(view), || match (&verdict, view.status) {
         (Ok(()), DeploymentStatus::Live) => view.url.clone(),
-        (Ok(()), status) => format!("deployment {} {status} for {}", deployment.id, view.url),
+        (Ok(()), status) => format!("deployment {} {status} for {}", view.id, view.url),
         (Err(_), _) => String::new(),
     });
-    if verdict.is_ok() && deployment.status != DeploymentStatus::Live {
-        output.note(format!(
-            "follow it with: slipway logs {} --follow",
-            deployment.id
-        ));
+    if verdict.is_ok() && view.status != DeploymentStatus::Live {
+        output.note(format!("follow it with: slipway logs {} --follow", view.id));
     }
     Ok(verdict?)
 }
 
 pub fn outcome(view: &DeploymentView) -> DeploymentOutcome {
     DeploymentOutcome {
-        deployment_id: view.deployment.id,
-        status: view.deployment.status,
+        deployment_id: view.id,
+        status: view.status,
         url: view.url.clone(),
     }
 }
@@ -109,9 +105,8 @@ pub fn outcome(view: &DeploymentView) -> DeploymentOutcome {
 /// Success when the deployment is live, or still on its way when nobody waited for it;
 /// otherwise the recorded error, the status it ended in, or how long it was waited for.
 pub fn verdict(view: &DeploymentView, wait: Wait) -> Result<(), DeployError> {
-    let deployment = &view.deployment;
-    let id = deployment.id;
-    match (deployment.status, &deployment.error, wait) {
+    let id = view.id;
+    match (view.status, &view.error, wait) {
         (DeploymentStatus::Live, _, _) => Ok(()),
         (status, _, Wait::No) if !status.is_terminal() => Ok(()),
         (status, _, Wait::Until(after)) if !status.is_terminal() => {
@@ -188,7 +183,7 @@ pub async fn deploy(
             },
         )
         .await?;
-    let id = created.deployment.deployment.id;
+    let id = created.deployment.id;
     tracing::info!(%site, deployment = %id, prebuilt, bytes = source.bytes, "deployment created");
     output.note(format!("deployment {id} created for {site}"));
 
@@ -221,7 +216,7 @@ async fn follow(
     tail_logs: bool,
     limit: WaitTimeout,
 ) -> anyhow::Result<DeploymentView> {
-    let id = created.deployment.id;
+    let id = created.id;
     let deadline = Instant::now() + limit.duration();
     let steps = output.spinner("checking the deployment");
     let mut last = created;
@@ -235,7 +230,7 @@ async fn follow(
             Ok(Err(err)) => break Err(err.into()),
             Ok(Ok(view)) => view,
         };
-        let status = view.deployment.status;
+        let status = view.status;
         if shown != Some(status) {
             tracing::debug!(deployment = %id, %status, "deployment moved");
             shown = Some(status);
@@ -387,7 +382,7 @@ mod tests {
             .await
             .unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(view.deployment.status, DeploymentStatus::Publishing);
+        assert_eq!(view.status, DeploymentStatus::Publishing);
         let err = verdict(&view, Wait::Until(limit)).unwrap_err();
         assert!(err.outcome_printed());
         assert_eq!(
@@ -406,7 +401,7 @@ mod tests {
         .await;
         let dir = site_dir();
         let view = run_deploy(&api, dir.path(), Wait::No).await.unwrap();
-        assert_eq!(view.deployment.status, DeploymentStatus::Queued);
+        assert_eq!(view.status, DeploymentStatus::Queued);
         verdict(&view, Wait::No).unwrap();
         assert_eq!(
             serde_json::to_value(outcome(&view)).unwrap()["status"],
@@ -435,7 +430,7 @@ mod tests {
         let view = run_deploy(&api, dir.path(), Wait::Until(limit))
             .await
             .unwrap();
-        assert_eq!(view.deployment.status, DeploymentStatus::Live);
+        assert_eq!(view.status, DeploymentStatus::Live);
         verdict(&view, Wait::Until(limit)).unwrap();
     }
 
@@ -463,7 +458,7 @@ mod tests {
         let wait = Wait::Until(WaitTimeout::DEFAULT);
         verdict(&fake_api::view(id, DeploymentStatus::Live), wait).unwrap();
         let mut failed = fake_api::view(id, DeploymentStatus::Failed);
-        failed.deployment.error = Some(RecordedError {
+        failed.error = Some(RecordedError {
             name: "BuildFailed".to_owned(),
             cause: "exit 1".to_owned(),
         });

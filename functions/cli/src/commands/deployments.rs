@@ -21,8 +21,7 @@ fn render(deployments: &[DeploymentView]) -> String {
     }
     let rows: Vec<Vec<String>> = deployments
         .iter()
-        .map(|view| {
-            let d = &view.deployment;
+        .map(|d| {
             let source = match &d.source {
                 DeploymentSource::Git(git) => format!("{}@{}", git.branch, git.sha.short()),
                 DeploymentSource::Archive(_) if d.prebuilt => "upload (prebuilt)".to_owned(),

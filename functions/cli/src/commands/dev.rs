@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use slipway_core::github::WebhookSecret;
+use slipway_core::webhook::WebhookSecret;
 use slipway_github::{GithubConfig, GithubToken};
 use slipway_local::dev::{DevConfig, DevGithub, DevServer};
 

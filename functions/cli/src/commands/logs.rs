@@ -71,7 +71,7 @@ async fn gather(
     }
     let error = if logs.status == DeploymentStatus::Failed {
         let view = retrying(follow, || client.find_deployment(id)).await?;
-        view.deployment.error
+        view.error
     } else {
         None
     };
@@ -129,7 +129,7 @@ mod tests {
 
     fn failed_view(id: DeploymentId) -> String {
         let mut view = fake_api::view(id, DeploymentStatus::Failed);
-        view.deployment.error = Some(RecordedError {
+        view.error = Some(RecordedError {
             name: "SourceInvalid".to_owned(),
             cause: "the upload is not a zip".to_owned(),
         });

@@ -8,7 +8,7 @@ use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, S
 use slipway_core::model::{Deployment, DeploymentStatus, Preview, Site};
 use slipway_core::names::{DeploymentId, SiteName, TargetName};
 use slipway_core::ports::{DeploymentPatch, LogLine, StateError, StateStore};
-use slipway_core::records::{PreviewRecord, SiteRecord};
+use slipway_core::records::{DeploymentRecord, PreviewRecord, SiteRecord};
 use time::OffsetDateTime;
 
 use super::{decode, encode, now_text, unavailable, SqliteState};
@@ -36,7 +36,8 @@ fn load_deployment(conn: &Connection, id: &DeploymentId) -> Result<Deployment, S
         .prepare_cached("SELECT body FROM deployments WHERE id = ?1")
         .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
         .map_err(unavailable)?;
-    decode(&body.ok_or(StateError::DeploymentNotFound(*id))?)
+    let record: DeploymentRecord = decode(&body.ok_or(StateError::DeploymentNotFound(*id))?)?;
+    Ok(record.into())
 }
 
 /// A site and one of its deployments; a deployment of another site is not found.
@@ -59,7 +60,7 @@ fn save_deployment(conn: &Connection, deployment: &Deployment) -> Result<(), Sta
         params![
             deployment.id.to_string(),
             deployment.status.as_str(),
-            encode(deployment)?
+            encode(&DeploymentRecord::from(deployment))?
         ],
     )
     .map_err(unavailable)?;
@@ -206,7 +207,7 @@ impl StateStore for SqliteState {
                     deployment.id.to_string(),
                     deployment.site.as_str(),
                     deployment.status.as_str(),
-                    encode(&deployment)?
+                    encode(&DeploymentRecord::from(&deployment))?
                 ],
             )
             .map_err(unavailable)?;
@@ -228,13 +229,14 @@ impl StateStore for SqliteState {
     }
 
     async fn list_deployments(&self, site: &SiteName) -> Result<Vec<Deployment>, StateError> {
-        self.read(|conn| {
+        let records: Vec<DeploymentRecord> = self.read(|conn| {
             site_records(
                 conn,
                 site,
                 "SELECT body FROM deployments WHERE site = ?1 ORDER BY id DESC",
             )
-        })
+        })?;
+        Ok(records.into_iter().map(Deployment::from).collect())
     }
 
     async fn transition(
