@@ -2,7 +2,7 @@ import cf from 'cloudfront';
 
 // slipway edge router: CloudFront Function, cloudfront-js-2.0, viewer-request.
 // The KVS maps a host name to `{site}/{deployment}`, then optionally `;` and flags:
-// `s` SPA fallback, `c` clean URLs (written by functions/core/src/routing.rs).
+// `s` SPA fallback, `c` clean URLs (written by functions/core/src/site/edge.rs).
 // `slipway dev` (QuickJS) and tests/edge (Node) run this very file: keep to the
 // features cloudfront-js-2.0 documents.
 const kvs = cf.kvs();
