@@ -21,7 +21,7 @@ use crate::context::{Bench, Mode};
 use crate::report::{median, Row};
 
 /// Every Lambda function crate (tests/tools/build-lambdas.sh builds the same list).
-pub const FUNCTIONS: [&str; 8] = [
+pub const FUNCTIONS: [&str; 9] = [
     "source-trigger",
     "prepare",
     "publish",
@@ -30,6 +30,7 @@ pub const FUNCTIONS: [&str; 8] = [
     "mark-failed",
     "api",
     "github-webhook",
+    "housekeeping",
 ];
 
 const MAX_ZIP_BYTES: u64 = 4_000_000;
