@@ -165,14 +165,14 @@ pub enum Step {
 
 /// Decides `decision` from `snapshot`, or names the record it still needs.
 pub fn decide(decision: &Decision, snapshot: &Snapshot) -> Result<Step, LifecycleError> {
-    let mut reader = Reader { snapshot };
+    let reader = Reader { snapshot };
     let result = match decision {
-        Decision::Activate { id, now } => activate(&mut reader, *id, *now),
+        Decision::Activate { id, now } => activate(&reader, *id, *now),
         Decision::RouteProduction { to, displaced, now } => {
-            route_production(&mut reader, *to, *displaced, *now)
+            route_production(&reader, *to, *displaced, *now)
         }
-        Decision::RemovePreview { target, now } => remove_preview(&mut reader, target, *now),
-        Decision::DeleteDeployment { id } => delete_deployment(&mut reader, *id),
+        Decision::RemovePreview { target, now } => remove_preview(&reader, target, *now),
+        Decision::DeleteDeployment { id } => delete_deployment(&reader, *id),
     };
     match result {
         Ok(plan) => Ok(Step::Apply(Box::new(plan))),
@@ -251,7 +251,7 @@ impl TargetTraffic {
     }
 }
 
-fn activate(r: &mut Reader<'_>, id: DeploymentId, now: OffsetDateTime) -> Result<Plan, Missing> {
+fn activate(r: &Reader<'_>, id: DeploymentId, now: OffsetDateTime) -> Result<Plan, Missing> {
     let mut deployment = r.deployment(id)?;
     if deployment.status == DeploymentStatus::Live {
         return Ok(Plan::only(Outcome::Activated(ActivateOutcome::AlreadyLive)));
@@ -306,7 +306,7 @@ fn activate(r: &mut Reader<'_>, id: DeploymentId, now: OffsetDateTime) -> Result
 }
 
 fn route_production(
-    r: &mut Reader<'_>,
+    r: &Reader<'_>,
     to: DeploymentId,
     displaced: Displaced,
     now: OffsetDateTime,
@@ -320,7 +320,7 @@ fn route_production(
         }
         .into());
     }
-    let mut plan = Plan::only(Outcome::Deleted);
+    let mut deployments = Vec::new();
     let served = r.site().production;
     for live in served.iter().flat_map(Traffic::deployments) {
         if live == to {
@@ -330,26 +330,30 @@ fn route_production(
         // A promoted preview deployment stays live on its preview.
         if before.target.is_production() && before.status.is_serving() {
             before.move_to(displaced.status(), now)?;
-            plan.deployments.push(before);
+            deployments.push(before);
         }
     }
     if !routed.target.is_production() {
         routed.activated_at = Some(now);
         routed.updated_at = now;
-        plan.deployments.push(routed.clone());
+        deployments.push(routed.clone());
     } else if routed.status != DeploymentStatus::Live {
         routed.move_to(DeploymentStatus::Live, now)?;
-        plan.deployments.push(routed.clone());
+        deployments.push(routed.clone());
     }
     let mut site = r.site().clone();
     site.production = Some(Traffic::all(to));
-    plan.site = Some(site);
-    plan.outcome = Outcome::Routed(routed);
-    Ok(plan)
+    Ok(Plan {
+        site: Some(site),
+        deployments,
+        previews: Vec::new(),
+        deletes: Vec::new(),
+        outcome: Outcome::Routed(routed),
+    })
 }
 
 fn remove_preview(
-    r: &mut Reader<'_>,
+    r: &Reader<'_>,
     target: &TargetName,
     now: OffsetDateTime,
 ) -> Result<Plan, Missing> {
@@ -376,7 +380,7 @@ fn remove_preview(
     Ok(plan)
 }
 
-fn delete_deployment(r: &mut Reader<'_>, id: DeploymentId) -> Result<Plan, Missing> {
+fn delete_deployment(r: &Reader<'_>, id: DeploymentId) -> Result<Plan, Missing> {
     let deployment = r.deployment(id)?;
     let routed = r.site().production.is_some_and(|t| t.serves(id));
     if routed || !deployment.status.is_terminal() || deployment.status.is_serving() {
