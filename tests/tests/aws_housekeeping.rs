@@ -10,9 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsArn, KvsRoutes};
-use slipway_aws::s3::{self, S3Objects};
+use slipway_aws::s3::S3Objects;
 use slipway_core::api::ControlPlane;
 use slipway_core::housekeeping::{fail_if_in_flight, sweep, ExecutionEnd, INTERRUPTED};
 use slipway_core::model::Bucket;
@@ -21,7 +20,7 @@ use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{ObjectBody, ObjectMeta};
 use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;
-use slipway_core::steps::{self, BucketNames, Pipeline, PipelineConfig, PrepareInput};
+use slipway_core::steps::{self, Pipeline, PipelineConfig, PrepareInput};
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_tests::zip_bytes;
 use time::{Duration, OffsetDateTime};
@@ -29,26 +28,12 @@ use time::{Duration, OffsetDateTime};
 // The adapter tests' emulator set-up (URLs, test credentials, unique names), shared as is.
 #[path = "../../functions/aws/tests/support/mod.rs"]
 mod support;
-use support::{moto_url, s3s_url, sdk_config, unique};
+use support::{fresh_stores, moto_url, sdk_config};
 
 async fn aws_pipeline() -> (Pipeline, Arc<S3Objects>) {
-    let s3s = sdk_config(&s3s_url());
     let moto = sdk_config(&moto_url());
-    let buckets = BucketNames {
-        source: unique("source"),
-        artifacts: unique("artifacts"),
-        hosting: unique("hosting"),
-    };
-    let s3_client = s3::client(&s3s);
-    for name in [&buckets.source, &buckets.artifacts, &buckets.hosting] {
-        s3::create_bucket(&s3_client, name).await.unwrap();
-    }
-    let table = unique("slipway");
-    let dynamo_client = dynamodb::client(&moto);
-    dynamodb::create_table(&dynamo_client, &table)
-        .await
-        .unwrap();
-    let objects = Arc::new(S3Objects::new(s3_client, buckets.clone()));
+    let (objects, state, buckets) = fresh_stores().await;
+    let objects = Arc::new(objects);
     let github = Arc::new(GithubApi::new(GithubConfig::default()).unwrap());
     // Failing a deployment never touches the routes: a store nobody answers for will do.
     let kvs_arn = KvsArn::parse(
@@ -57,7 +42,7 @@ async fn aws_pipeline() -> (Pipeline, Arc<S3Objects>) {
     .unwrap();
     let pipeline = Pipeline {
         objects: objects.clone(),
-        state: Arc::new(DynamoState::new(dynamo_client, table)),
+        state: Arc::new(state),
         switch: Arc::new(KvsSwitch::new(
             Arc::new(KvsRoutes::new(kvs::client(&moto), kvs_arn)),
             Hosts::single("example.test"),

@@ -13,10 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsRoutes};
 use slipway_aws::kvs_test_server::KvsTestServer;
-use slipway_aws::s3::{self, S3Objects};
 use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site};
 use slipway_core::names::{DeploymentId, SiteName};
@@ -38,7 +36,7 @@ use time::OffsetDateTime;
 // The adapter tests' emulator set-up (URLs, test credentials, unique names), shared as is.
 #[path = "../../functions/aws/tests/support/mod.rs"]
 mod support;
-use support::{moto_url, s3s_url, sdk_config, unique, ACCESS_KEY, SECRET_KEY};
+use support::{fresh_stores, moto_url, sdk_config, ACCESS_KEY, SECRET_KEY};
 
 const SITE: &str = "docs";
 const DOMAIN: &str = "example.test";
@@ -270,29 +268,15 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
     .await;
 
     // The AWS adapters against the emulators.
-    let s3s = sdk_config(&s3s_url());
     let moto = sdk_config(&moto_url());
     let kvs_server = KvsTestServer::start(ACCESS_KEY, SECRET_KEY).await.unwrap();
-    let buckets = BucketNames {
-        source: unique("source"),
-        artifacts: unique("artifacts"),
-        hosting: unique("hosting"),
-    };
-    let s3_client = s3::client(&s3s);
-    for name in [&buckets.source, &buckets.artifacts, &buckets.hosting] {
-        s3::create_bucket(&s3_client, name).await.unwrap();
-    }
-    let table = unique("slipway");
-    let dynamo_client = dynamodb::client(&moto);
-    dynamodb::create_table(&dynamo_client, &table)
-        .await
-        .unwrap();
+    let (objects, state, buckets) = fresh_stores().await;
     let kvs_client = kvs::client_for_endpoint(&moto, kvs_server.url());
     let aws_routes: Arc<dyn KeyValueStore> =
         Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone()));
     let aws = Pipeline {
-        objects: Arc::new(S3Objects::new(s3_client, buckets.clone())),
-        state: Arc::new(DynamoState::new(dynamo_client, table)),
+        objects: Arc::new(objects),
+        state: Arc::new(state),
         switch: Arc::new(KvsSwitch::new(aws_routes.clone(), Hosts::single(DOMAIN))),
         repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
         statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),

@@ -62,3 +62,32 @@ pub fn unique(prefix: &str) -> String {
         nanos
     )
 }
+
+/// New buckets on s3s-fs and a new table on moto, named so that no other test uses them: the
+/// object and state stores of a pipeline on the AWS adapters.
+pub async fn fresh_stores() -> (
+    slipway_aws::s3::S3Objects,
+    slipway_aws::dynamodb::DynamoState,
+    slipway_core::steps::BucketNames,
+) {
+    use slipway_aws::{dynamodb, s3};
+    let buckets = slipway_core::steps::BucketNames {
+        source: unique("source"),
+        artifacts: unique("artifacts"),
+        hosting: unique("hosting"),
+    };
+    let s3_client = s3::client(&sdk_config(&s3s_url()));
+    for name in [&buckets.source, &buckets.artifacts, &buckets.hosting] {
+        s3::create_bucket(&s3_client, name).await.unwrap();
+    }
+    let table = unique("slipway");
+    let dynamo_client = dynamodb::client(&sdk_config(&moto_url()));
+    dynamodb::create_table(&dynamo_client, &table)
+        .await
+        .unwrap();
+    (
+        s3::S3Objects::new(s3_client, buckets.clone()),
+        dynamodb::DynamoState::new(dynamo_client, table),
+        buckets,
+    )
+}
