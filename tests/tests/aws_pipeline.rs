@@ -18,10 +18,10 @@ use slipway_aws::kvs_test_server::KvsTestServer;
 use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::ports::{KeyValueStore, ObjectBody, ObjectMeta};
-use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::ports::{KeyValueStore, ObjectBody, ObjectMeta, ObjectStore, StateStore};
+use slipway_core::site::edge::{Addresses, Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;
-use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
+use slipway_core::steps::{BucketNames, DeploySiteTasks, SitePorts};
 use slipway_core::trigger::{on_source_object, SourceEvent, TriggerOutcome};
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::builder::LocalBuilder;
@@ -76,16 +76,16 @@ struct Outcome {
     rewrites: BTreeMap<&'static str, String>,
 }
 
-/// Runs one prebuilt deploy of `zip` on `pipeline` through the source trigger and the
+/// Runs one prebuilt deploy of `zip` on `ports` through the source trigger and the
 /// deploy-site definition, and reads back everything it produced.
 async fn deploy(
-    pipeline: Pipeline,
+    ports: SitePorts,
     routes: Arc<dyn KeyValueStore>,
     scratch: &Path,
     zip: Vec<u8>,
 ) -> Outcome {
     let site = SiteName::parse(SITE).unwrap();
-    pipeline
+    ports
         .state
         .create_site(&Site {
             name: site.clone(),
@@ -103,7 +103,7 @@ async fn deploy(
         content_type: "application/zip".into(),
         cache_control: None,
     };
-    let stored = pipeline
+    let stored = ports
         .objects
         .put(
             Bucket::Source,
@@ -118,18 +118,20 @@ async fn deploy(
         key: key.clone(),
     };
     let deployment = Deployment::queued(id, site.clone(), source, true, OffsetDateTime::now_utc());
-    pipeline.state.create_deployment(&deployment).await.unwrap();
+    ports.state.create_deployment(&deployment).await.unwrap();
 
     let executions = SqliteState::open(&scratch.join("executions.db")).unwrap();
     let builder = Arc::new(LocalBuilder::new(
-        pipeline.objects.clone(),
-        pipeline.state.clone(),
+        ports.objects.clone(),
+        ports.state.clone(),
         scratch.join("builds"),
     ));
     let workflow = LocalWorkflow::new(
-        vec![LocalDefinition::deploy_site(pipeline.clone())],
+        vec![LocalDefinition::deploy_site(DeploySiteTasks::new(
+            ports.clone(),
+        ))],
         builder,
-        pipeline.config.buckets.clone(),
+        ports.buckets.clone(),
         executions,
     )
     .unwrap();
@@ -138,7 +140,7 @@ async fn deploy(
         version: stored.etag,
         event_time: OffsetDateTime::now_utc(),
     };
-    let started = on_source_object(&*pipeline.state, &workflow, &event)
+    let started = on_source_object(&*ports.state, &workflow, &event)
         .await
         .unwrap();
     assert!(
@@ -148,7 +150,7 @@ async fn deploy(
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let record = loop {
-        let record = pipeline.state.get_deployment(&site, &id).await.unwrap();
+        let record = ports.state.get_deployment(&site, &id).await.unwrap();
         if record.status.is_terminal() || tokio::time::Instant::now() > deadline {
             break record;
         }
@@ -159,19 +161,14 @@ async fn deploy(
     let id_text = id.to_string();
     let prefix = format!("{site}/{id}/");
     let mut objects = BTreeMap::new();
-    for info in pipeline
-        .objects
-        .list(Bucket::Hosting, &prefix)
-        .await
-        .unwrap()
-    {
-        let head = pipeline
+    for info in ports.objects.list(Bucket::Hosting, &prefix).await.unwrap() {
+        let head = ports
             .objects
             .head(Bucket::Hosting, &info.key)
             .await
             .unwrap()
             .unwrap();
-        let bytes = pipeline
+        let bytes = ports
             .objects
             .get_range(Bucket::Hosting, &info.key, 0..head.size)
             .await
@@ -231,10 +228,24 @@ async fn deploy(
     }
 }
 
-fn config(buckets: BucketNames) -> PipelineConfig {
-    PipelineConfig {
-        hosts: Hosts::single(DOMAIN),
-        urls: UrlTemplate::parse("https://{host}/").unwrap(),
+/// The deploy-site ports on `objects`, `state` and `routes`, as the stack configures them.
+fn site_ports(
+    objects: Arc<dyn ObjectStore>,
+    state: Arc<dyn StateStore>,
+    routes: Arc<dyn KeyValueStore>,
+    scratch: &Path,
+    buckets: BucketNames,
+) -> SitePorts {
+    SitePorts {
+        objects,
+        state,
+        switch: Arc::new(KvsSwitch::new(routes, Hosts::single(DOMAIN))),
+        repos: Arc::new(GitRepos::new(scratch.join("git"))),
+        statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
+        addresses: Addresses {
+            hosts: Hosts::single(DOMAIN),
+            urls: UrlTemplate::parse("https://{host}/").unwrap(),
+        },
         buckets,
         zip_limits: ZipLimits::default(),
         publish_concurrency: 16,
@@ -250,14 +261,13 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
     let local_state = SqliteState::open(&scratch.path().join("state.db")).unwrap();
     let local_objects = Arc::new(FsObjectStore::new(scratch.path().join("objects")).unwrap());
     let local_routes: Arc<dyn KeyValueStore> = Arc::new(local_state.clone());
-    let local = Pipeline {
-        objects: local_objects,
-        state: Arc::new(local_state),
-        switch: Arc::new(KvsSwitch::new(local_routes.clone(), Hosts::single(DOMAIN))),
-        repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
-        statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
-        config: config(slipway_local::dev::local_buckets()),
-    };
+    let local = site_ports(
+        local_objects,
+        Arc::new(local_state),
+        local_routes.clone(),
+        scratch.path(),
+        slipway_local::dev::local_buckets(),
+    );
     std::fs::create_dir_all(scratch.path().join("local")).unwrap();
     let expected = deploy(
         local,
@@ -274,14 +284,13 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
     let kvs_client = kvs::client_for_endpoint(&moto, kvs_server.url());
     let aws_routes: Arc<dyn KeyValueStore> =
         Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone()));
-    let aws = Pipeline {
-        objects: Arc::new(objects),
-        state: Arc::new(state),
-        switch: Arc::new(KvsSwitch::new(aws_routes.clone(), Hosts::single(DOMAIN))),
-        repos: Arc::new(GitRepos::new(scratch.path().join("git"))),
-        statuses: Arc::new(GithubApi::new(GithubConfig::default()).unwrap()),
-        config: config(buckets),
-    };
+    let aws = site_ports(
+        Arc::new(objects),
+        Arc::new(state),
+        aws_routes.clone(),
+        scratch.path(),
+        buckets,
+    );
     std::fs::create_dir_all(scratch.path().join("aws")).unwrap();
     let actual = deploy(aws, aws_routes, &scratch.path().join("aws"), zip).await;
 

@@ -4,11 +4,11 @@
 //! Functions under its stable error name.
 
 use lambda_runtime::LambdaEvent;
-use slipway_core::steps::{self, ActivateInput, ActivateOutput, Pipeline};
+use slipway_core::steps::{self, ActivateDeps, ActivateInput, ActivateOutput};
 use slipway_lambda::{run_step, step_span, StepFailure};
 
 pub async fn function_handler(
-    deps: &Pipeline,
+    deps: &ActivateDeps,
     event: LambdaEvent<ActivateInput>,
 ) -> Result<ActivateOutput, StepFailure> {
     let input = event.payload;
@@ -44,7 +44,7 @@ mod tests {
         let first = stores.deployed(&site, &[("index.html", b"v1")]).await;
         let second = stores.published(&site, &[("index.html", b"v2")]).await;
 
-        let output = function_handler(&stores.pipeline, event(&second))
+        let output = function_handler(&stores.tasks.activate, event(&second))
             .await
             .unwrap();
 
@@ -69,7 +69,7 @@ mod tests {
         let older = stores.published(&site, &[("index.html", b"old")]).await;
         let newer = stores.deployed(&site, &[("index.html", b"new")]).await;
 
-        let output = function_handler(&stores.pipeline, event(&older))
+        let output = function_handler(&stores.tasks.activate, event(&older))
             .await
             .unwrap();
 
@@ -90,7 +90,7 @@ mod tests {
         let mut ghost = stores.published(&site, &[("index.html", b"x")]).await;
         ghost.id = DeploymentId::generate();
 
-        let failure = function_handler(&stores.pipeline, event(&ghost))
+        let failure = function_handler(&stores.tasks.activate, event(&ghost))
             .await
             .unwrap_err();
 

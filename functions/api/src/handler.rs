@@ -98,7 +98,11 @@ mod tests {
     }
 
     fn control_plane(stores: &Embedded) -> ControlPlane {
-        ControlPlane::new(stores.pipeline.clone(), Arc::new(FakePresigner))
+        ControlPlane::new(
+            stores.tasks.traffic().clone(),
+            stores.tasks.activate.addresses.clone(),
+            Arc::new(FakePresigner),
+        )
     }
 
     fn request(method: &str, path: &str, body: Body) -> lambda_http::Request {

@@ -6,14 +6,14 @@ mod handler;
 
 use lambda_http::{service_fn, Error};
 use slipway_core::api::ControlPlane;
-use slipway_lambda::aws::AwsPipeline;
+use slipway_lambda::aws::AwsAdapters;
 use slipway_lambda::config::PipelineSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (settings, sdk) = slipway_lambda::cold_start(PipelineSettings::from_env).await?;
-    let AwsPipeline { pipeline, objects } = AwsPipeline::new(&sdk, &settings)?;
-    let api = ControlPlane::new(pipeline, objects);
+    let aws = AwsAdapters::new(&sdk, &settings);
+    let api = ControlPlane::new(aws.traffic(), aws.addresses(), aws.objects());
     let api = &api;
     lambda_http::run(service_fn(move |request| {
         handler::function_handler(api, request)

@@ -19,13 +19,17 @@ use crate::model::Bucket;
 use crate::model::{rollback_candidate, Deployment, ObjectLocation, RepoLink, RoutingFlags, Site};
 use crate::names::{BranchName, DeploymentId, NameError, RepoName, RootDir, SiteName, TargetName};
 use crate::ports::{Lifecycle, StateError, UploadTargets};
-use crate::steps::{Pipeline, StepError};
+use crate::site::edge::Addresses;
+use crate::steps::{StepError, TrafficSync};
 
 /// JSON bodies above this size are refused with 413.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// The control-plane API: the records, the switch its rollback and promote end at, the
+/// addresses its answers link, and where uploads go.
 pub struct ControlPlane {
-    pipeline: Pipeline,
+    traffic: TrafficSync,
+    addresses: Addresses,
     uploads: Arc<dyn UploadTargets>,
 }
 
@@ -204,13 +208,20 @@ fn query_u64(query: Option<&str>, name: &str) -> Result<u64, ApiError> {
 }
 
 impl ControlPlane {
-    pub fn new(pipeline: Pipeline, uploads: Arc<dyn UploadTargets>) -> Self {
-        Self { pipeline, uploads }
+    pub fn new(
+        traffic: TrafficSync,
+        addresses: Addresses,
+        uploads: Arc<dyn UploadTargets>,
+    ) -> Self {
+        Self {
+            traffic,
+            addresses,
+            uploads,
+        }
     }
 
     pub fn site_url(&self, site: &SiteName) -> String {
-        let config = &self.pipeline.config;
-        config.urls.url(&config.hosts.production(site))
+        self.addresses.production_url(site)
     }
 
     fn site_view(&self, site: Site) -> SiteView {
@@ -219,13 +230,12 @@ impl ControlPlane {
     }
 
     fn deployment_view(&self, deployment: Deployment) -> DeploymentView {
-        let config = &self.pipeline.config;
-        let url = config
-            .urls
-            .url(&config.hosts.target(&deployment.target, &deployment.site));
-        let deployment_url = config
-            .urls
-            .url(&config.hosts.deployment(&deployment.id, &deployment.site));
+        let url = self
+            .addresses
+            .target_url(&deployment.target, &deployment.site);
+        let deployment_url = self
+            .addresses
+            .deployment_url(&deployment.id, &deployment.site);
         DeploymentView::new(deployment, url, deployment_url)
     }
 
@@ -268,7 +278,7 @@ impl ControlPlane {
             }
             (&Method::GET, ["sites", site, "deployments", id]) => {
                 let deployment = self
-                    .pipeline
+                    .traffic
                     .state
                     .get_deployment(&SiteName::parse(site)?, &deployment_id(id)?)
                     .await?;
@@ -290,7 +300,7 @@ impl ControlPlane {
             }
             (&Method::GET, ["deployments", id]) => {
                 let deployment = self
-                    .pipeline
+                    .traffic
                     .state
                     .find_deployment(&deployment_id(id)?)
                     .await?;
@@ -329,7 +339,7 @@ impl ControlPlane {
 
     async fn list_sites(&self) -> Result<Response<Bytes>, ApiError> {
         let sites: Vec<SiteView> = self
-            .pipeline
+            .traffic
             .state
             .list_sites()
             .await?
@@ -377,19 +387,19 @@ impl ControlPlane {
             production: None,
             repo,
         };
-        self.pipeline.state.create_site(&site).await?;
+        self.traffic.state.create_site(&site).await?;
         tracing::info!(site = %site.name, "site created");
         Ok(json_response(StatusCode::CREATED, &self.site_view(site)))
     }
 
     async fn show_site(&self, name: &SiteName) -> Result<Response<Bytes>, ApiError> {
-        let site = self.pipeline.state.get_site(name).await?;
+        let site = self.traffic.state.get_site(name).await?;
         Ok(json_response(StatusCode::OK, &self.site_view(site)))
     }
 
     async fn list_deployments(&self, site: &SiteName) -> Result<Response<Bytes>, ApiError> {
         let views: Vec<DeploymentView> = self
-            .pipeline
+            .traffic
             .state
             .list_deployments(site)
             .await?
@@ -404,7 +414,7 @@ impl ControlPlane {
         site: &SiteName,
         request: CreateDeploymentRequest,
     ) -> Result<Response<Bytes>, ApiError> {
-        self.pipeline.state.get_site(site).await?;
+        self.traffic.state.get_site(site).await?;
         let max = self.uploads.max_bytes();
         if let Some(size) = request.size.filter(|size| *size > max) {
             return Err(ApiError::new(
@@ -433,7 +443,7 @@ impl ControlPlane {
             request.prebuilt,
             OffsetDateTime::now_utc(),
         );
-        self.pipeline.state.create_deployment(&deployment).await?;
+        self.traffic.state.create_deployment(&deployment).await?;
         tracing::info!(site = %site, deployment_id = %id, prebuilt = request.prebuilt, "deployment created, awaiting upload");
         let response = CreateDeploymentResponse {
             deployment: self.deployment_view(deployment),
@@ -447,8 +457,8 @@ impl ControlPlane {
         site: &SiteName,
         request: RollbackRequest,
     ) -> Result<Response<Bytes>, ApiError> {
-        let current = self.pipeline.state.get_site(site).await?;
-        let deployments = self.pipeline.state.list_deployments(site).await?;
+        let current = self.traffic.state.get_site(site).await?;
+        let deployments = self.traffic.state.list_deployments(site).await?;
         let target = match request.to {
             Some(id) => deployments
                 .iter()
@@ -478,7 +488,7 @@ impl ControlPlane {
         site: &SiteName,
         request: PromoteRequest,
     ) -> Result<Response<Bytes>, ApiError> {
-        let current = self.pipeline.state.get_site(site).await?;
+        let current = self.traffic.state.get_site(site).await?;
         let id = match DeploymentId::parse(&request.from) {
             Ok(id) => id,
             Err(_) => {
@@ -492,7 +502,7 @@ impl ControlPlane {
                         ),
                     )
                 })?;
-                self.pipeline
+                self.traffic
                     .state
                     .list_previews(site)
                     .await?
@@ -508,7 +518,7 @@ impl ControlPlane {
                     })?
             }
         };
-        let deployment = self.pipeline.state.get_deployment(site, &id).await?;
+        let deployment = self.traffic.state.get_deployment(site, &id).await?;
         let live = self
             .serve_in_production(&current, &deployment, Displaced::Superseded)
             .await?;
@@ -535,7 +545,7 @@ impl ControlPlane {
         let live = if site.live_deployment() == Some(deployment.id) {
             deployment.clone()
         } else {
-            self.pipeline
+            self.traffic
                 .state
                 .route_production(
                     &site.name,
@@ -545,7 +555,7 @@ impl ControlPlane {
                 )
                 .await?
         };
-        crate::steps::sync_route(&self.pipeline, &site.name).await?;
+        self.traffic.production(&site.name).await?;
         Ok(live)
     }
 
@@ -558,10 +568,9 @@ impl ControlPlane {
     }
 
     async fn list_previews(&self, site: &SiteName) -> Result<Response<Bytes>, ApiError> {
-        self.pipeline.state.get_site(site).await?;
-        let config = &self.pipeline.config;
+        self.traffic.state.get_site(site).await?;
         let views: Vec<PreviewView> = self
-            .pipeline
+            .traffic
             .state
             .list_previews(site)
             .await?
@@ -569,7 +578,7 @@ impl ControlPlane {
             .filter(|p| p.removed_at.is_none())
             .filter_map(|p| {
                 Some(PreviewView {
-                    url: config.urls.url(&config.hosts.preview(&p.target, site)),
+                    url: self.addresses.preview_url(&p.target, site),
                     live_deployment: p.live_deployment()?,
                     target: p.target,
                     branch: p.branch,
@@ -582,8 +591,8 @@ impl ControlPlane {
     }
 
     async fn logs(&self, id: &DeploymentId, after: u64) -> Result<Response<Bytes>, ApiError> {
-        let deployment = self.pipeline.state.find_deployment(id).await?;
-        let lines = self.pipeline.state.read_log(id, after).await?;
+        let deployment = self.traffic.state.find_deployment(id).await?;
+        let lines = self.traffic.state.read_log(id, after).await?;
         let response = LogsResponse {
             deployment_id: *id,
             status: deployment.status,

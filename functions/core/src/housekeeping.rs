@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use crate::model::{Deployment, DeploymentStatus};
 use crate::names::{DeploymentId, SiteName};
 use crate::ports::StateError;
-use crate::steps::{mark_failed, CaughtError, MarkFailedInput, Pipeline, StepError};
+use crate::steps::{mark_failed, CaughtError, MarkFailedDeps, MarkFailedInput, StepError};
 
 /// How long an upload URL is good for (S3 presigned PUTs are signed for 15 minutes).
 pub const UPLOAD_WINDOW: Duration = Duration::minutes(15);
@@ -17,7 +17,7 @@ pub const UPLOAD_WINDOW: Duration = Duration::minutes(15);
 /// Fails `queued` deployments created before `now - older_than`: their upload never
 /// arrived (the client gave up, or the URL expired). Returns the ids it failed.
 pub async fn expire_abandoned_uploads(
-    p: &Pipeline,
+    p: &MarkFailedDeps,
     older_than: Duration,
     now: OffsetDateTime,
 ) -> Result<Vec<DeploymentId>, StepError> {
@@ -83,7 +83,7 @@ pub struct Swept {
 /// One housekeeping pass: what `slipway dev` runs every minute and the housekeeping Lambda
 /// function on its schedule. Each rule runs even when the other fails; the first failure is
 /// returned after both.
-pub async fn sweep(p: &Pipeline, now: OffsetDateTime) -> Result<Swept, StepError> {
+pub async fn sweep(p: &MarkFailedDeps, now: OffsetDateTime) -> Result<Swept, StepError> {
     let expired = expire_abandoned_uploads(p, UPLOAD_WINDOW, now).await;
     let interrupted = fail_stalled_deployments(p, IN_FLIGHT_LIMIT, now).await;
     Ok(Swept {
@@ -105,7 +105,7 @@ pub fn is_stalled(deployment: &Deployment, older_than: Duration, now: OffsetDate
 /// MarkFailed running (it timed out, was stopped, or failed where no Catch applies), and the
 /// event that reports such an end was lost or could not be handled. Returns the ids it failed.
 pub async fn fail_stalled_deployments(
-    p: &Pipeline,
+    p: &MarkFailedDeps,
     older_than: Duration,
     now: OffsetDateTime,
 ) -> Result<Vec<DeploymentId>, StepError> {
@@ -201,7 +201,7 @@ impl ExecutionEnd {
 /// still queued, building or publishing. Usually the execution's MarkFailed ran already and the
 /// deployment is left as it is; so is an unknown one. Returns whether it recorded the failure.
 pub async fn fail_if_in_flight(
-    p: &Pipeline,
+    p: &MarkFailedDeps,
     site: &SiteName,
     deployment_id: &DeploymentId,
     error: CaughtError,

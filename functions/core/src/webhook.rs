@@ -16,7 +16,7 @@ use crate::api::{json_response, ApiError};
 use crate::model::{Deployment, DeploymentSource, GitSource, Site};
 use crate::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
 use crate::ports::{DeployRequest, Lifecycle, StateError, Workflow, WorkflowStarter};
-use crate::steps::{sync_target, Pipeline};
+use crate::steps::TrafficSync;
 use crate::trigger::execution_name;
 
 /// GitHub caps payloads at 25 MB, but a push lists at most 20 commits: real events are a few
@@ -212,7 +212,8 @@ impl Target {
 }
 
 pub struct GithubWebhook {
-    pipeline: Pipeline,
+    /// The records, and the switch a closed pull request's preview is taken down with.
+    traffic: TrafficSync,
     workflow: Arc<dyn WorkflowStarter>,
     secret: WebhookSecret,
 }
@@ -240,12 +241,12 @@ fn commit(raw: &str) -> Result<CommitSha, ApiError> {
 
 impl GithubWebhook {
     pub fn new(
-        pipeline: Pipeline,
+        traffic: TrafficSync,
         workflow: Arc<dyn WorkflowStarter>,
         secret: WebhookSecret,
     ) -> Self {
         Self {
-            pipeline,
+            traffic,
             workflow,
             secret,
         }
@@ -329,7 +330,7 @@ impl GithubWebhook {
             })?;
         let now = OffsetDateTime::now_utc();
         let first = self
-            .pipeline
+            .traffic
             .state
             .record_delivery(delivery, now + DELIVERY_TTL)
             .await?;
@@ -348,7 +349,7 @@ impl GithubWebhook {
         if handled.is_err() {
             // GitHub does not redeliver by itself; a person redelivering must not be told
             // "duplicate" for a delivery that did nothing.
-            if let Err(e) = self.pipeline.state.forget_delivery(delivery).await {
+            if let Err(e) = self.traffic.state.forget_delivery(delivery).await {
                 tracing::error!(%delivery, error = %e, "could not forget a failed delivery");
             }
         }
@@ -394,11 +395,11 @@ impl GithubWebhook {
                     if target.is_production() {
                         continue;
                     }
-                    self.pipeline
+                    self.traffic
                         .state
                         .remove_preview(&site.name, &target, now)
                         .await?;
-                    sync_target(&self.pipeline, &site.name, &target).await?;
+                    self.traffic.target(&site.name, &target).await?;
                     done.removed.push(RemovedPreview {
                         site: site.name.clone(),
                         target,
@@ -415,7 +416,7 @@ impl GithubWebhook {
 
     async fn linked_sites(&self, repo: &RepoName) -> Result<Vec<Site>, StateError> {
         Ok(self
-            .pipeline
+            .traffic
             .state
             .list_sites()
             .await?
@@ -439,7 +440,7 @@ impl GithubWebhook {
             false,
             now,
         );
-        self.pipeline.state.create_deployment(&deployment).await?;
+        self.traffic.state.create_deployment(&deployment).await?;
         self.workflow
             .start(
                 Workflow::DeploySite,

@@ -89,7 +89,7 @@ mod tests {
 
     fn webhook(stores: &Embedded, starts: &Arc<Starts>) -> GithubWebhook {
         GithubWebhook::new(
-            stores.pipeline.clone(),
+            stores.tasks.traffic().clone(),
             starts.clone(),
             WebhookSecret::new(SECRET).unwrap(),
         )

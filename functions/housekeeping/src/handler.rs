@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use slipway_core::housekeeping::{self, ExecutionEnd, Swept};
 use slipway_core::names::{DeploymentId, SiteName};
-use slipway_core::steps::Pipeline;
+use slipway_core::steps::MarkFailedDeps;
 use slipway_lambda::{run_step, step_span, StepFailure};
 use time::OffsetDateTime;
 
@@ -47,7 +47,7 @@ struct ExecutionInput {
 }
 
 pub async fn function_handler(
-    deps: &Pipeline,
+    deps: &MarkFailedDeps,
     event: LambdaEvent<HousekeepingEvent>,
 ) -> Result<HousekeepingReport, StepFailure> {
     let event = event.payload;
@@ -67,7 +67,7 @@ pub async fn function_handler(
 }
 
 async fn execution_ended(
-    deps: &Pipeline,
+    deps: &MarkFailedDeps,
     detail: Value,
 ) -> Result<HousekeepingReport, StepFailure> {
     let change: ExecutionStatusChange = match serde_json::from_value(detail) {
@@ -208,7 +208,7 @@ mod tests {
             source: deployment.source.clone(),
             prebuilt: true,
         };
-        steps::prepare(&stores.pipeline, input).await.unwrap();
+        steps::prepare(&stores.tasks.prepare, input).await.unwrap();
         deployment
     }
 
@@ -230,7 +230,7 @@ mod tests {
         let building = building_since(&stores, &site, Duration::hours(2)).await;
         let live = stores.deployed(&site, &[("index.html", b"live")]).await;
 
-        let report = function_handler(&stores.pipeline, scheduled())
+        let report = function_handler(&stores.tasks.mark_failed, scheduled())
             .await
             .unwrap();
 
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(stored(&stores, &live).await.status, DeploymentStatus::Live);
 
         // A second sweep finds nothing left to do.
-        let again = function_handler(&stores.pipeline, scheduled())
+        let again = function_handler(&stores.tasks.mark_failed, scheduled())
             .await
             .unwrap();
         assert_eq!(again, HousekeepingReport::Swept(Swept::default()));
@@ -279,7 +279,7 @@ mod tests {
         let deployment = building_since(&stores, &site, Duration::minutes(3)).await;
 
         let report = function_handler(
-            &stores.pipeline,
+            &stores.tasks.mark_failed,
             ended(&deployment, "TIMED_OUT", Some("States.Timeout")),
         )
         .await
@@ -308,9 +308,12 @@ mod tests {
         let prefix = format!("docs/{}/", deployment.id);
         assert!(!stores.hosted_keys(&prefix).await.is_empty());
 
-        let report = function_handler(&stores.pipeline, ended(&deployment, "ABORTED", None))
-            .await
-            .unwrap();
+        let report = function_handler(
+            &stores.tasks.mark_failed,
+            ended(&deployment, "ABORTED", None),
+        )
+        .await
+        .unwrap();
 
         assert!(matches!(
             report,
@@ -336,13 +339,15 @@ mod tests {
                 cause: "no build command".into(),
             },
         };
-        steps::mark_failed(&stores.pipeline, input).await.unwrap();
+        steps::mark_failed(&stores.tasks.mark_failed, input)
+            .await
+            .unwrap();
         let live = stores.deployed(&site, &[("index.html", b"live")]).await;
 
         for deployment in [&caught, &live] {
             let before = stored(&stores, deployment).await;
             let report = function_handler(
-                &stores.pipeline,
+                &stores.tasks.mark_failed,
                 ended(deployment, "FAILED", Some("States.Runtime")),
             )
             .await
@@ -400,14 +405,16 @@ mod tests {
             malformed,
             invocation(other_source),
         ] {
-            let report = function_handler(&stores.pipeline, event).await.unwrap();
+            let report = function_handler(&stores.tasks.mark_failed, event)
+                .await
+                .unwrap();
             assert!(
                 matches!(report, HousekeepingReport::Ignored { .. }),
                 "{report:?}"
             );
         }
         // An unknown deployment has nothing to record.
-        let report = function_handler(&stores.pipeline, ended(&gone, "ABORTED", None))
+        let report = function_handler(&stores.tasks.mark_failed, ended(&gone, "ABORTED", None))
             .await
             .unwrap();
         assert!(

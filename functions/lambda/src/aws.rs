@@ -1,5 +1,5 @@
-//! The pipeline on the AWS adapters, built once per cold start from the SDK configuration,
-//! and the cold start every function shares.
+//! The AWS adapters each function builds once per cold start from the SDK configuration, and
+//! the cold start every function shares.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -12,45 +12,126 @@ use serde::Serialize;
 use slipway_aws::dynamodb::{self, DynamoState};
 use slipway_aws::kvs::{self, KvsRoutes};
 use slipway_aws::s3::{self, S3Objects};
-use slipway_core::site::edge::KvsSwitch;
+use slipway_core::site::edge::{Addresses, KvsSwitch};
 use slipway_core::site::zipsafe::ZipLimits;
-use slipway_core::steps::{Pipeline, PipelineConfig};
+use slipway_core::steps::{
+    ActivateDeps, MarkFailedDeps, PrepareDeps, PruneDeps, PublishDeps, TrafficSync,
+};
 use slipway_github::{GithubApi, GithubConfig, GithubConfigError, GithubToken};
 
 use crate::config::{ConfigError, PipelineSettings};
 use crate::failure::StepFailure;
 
-/// The step handlers' [`Pipeline`] on S3, DynamoDB and the KeyValueStore, plus the S3 adapter
-/// itself, which the API also uses for presigned upload URLs.
-pub struct AwsPipeline {
-    pub pipeline: Pipeline,
-    pub objects: Arc<S3Objects>,
+/// The AWS adapters, made on request from one cold start's settings, so that each function
+/// builds the clients its handler uses and no others.
+pub struct AwsAdapters<'a> {
+    sdk: &'a SdkConfig,
+    settings: &'a PipelineSettings,
 }
 
-impl AwsPipeline {
-    pub fn new(sdk: &SdkConfig, settings: &PipelineSettings) -> Result<Self, GithubConfigError> {
-        let objects = Arc::new(S3Objects::new(s3::client(sdk), settings.buckets.clone()));
-        let state = DynamoState::new(dynamodb::client(sdk), settings.table.clone());
-        let kvs = KvsRoutes::new(kvs::client(sdk), settings.kvs_arn.clone());
-        let github = Arc::new(GithubApi::new(GithubConfig {
-            api_url: settings.github_api_url.clone(),
-            token: settings.github_token.clone().map(GithubToken::new),
-        })?);
-        let pipeline = Pipeline {
-            objects: objects.clone(),
-            state: Arc::new(state),
-            switch: Arc::new(KvsSwitch::new(Arc::new(kvs), settings.hosts.clone())),
+impl<'a> AwsAdapters<'a> {
+    pub fn new(sdk: &'a SdkConfig, settings: &'a PipelineSettings) -> Self {
+        Self { sdk, settings }
+    }
+
+    pub fn objects(&self) -> Arc<S3Objects> {
+        Arc::new(S3Objects::new(
+            s3::client(self.sdk),
+            self.settings.buckets.clone(),
+        ))
+    }
+
+    pub fn state(&self) -> Arc<DynamoState> {
+        Arc::new(DynamoState::new(
+            dynamodb::client(self.sdk),
+            self.settings.table.clone(),
+        ))
+    }
+
+    pub fn switch(&self) -> Arc<KvsSwitch> {
+        let kvs = KvsRoutes::new(kvs::client(self.sdk), self.settings.kvs_arn.clone());
+        Arc::new(KvsSwitch::new(Arc::new(kvs), self.settings.hosts.clone()))
+    }
+
+    pub fn traffic(&self) -> TrafficSync {
+        TrafficSync {
+            state: self.state(),
+            switch: self.switch(),
+        }
+    }
+
+    pub fn addresses(&self) -> Addresses {
+        Addresses {
+            hosts: self.settings.hosts.clone(),
+            urls: self.settings.urls.clone(),
+        }
+    }
+
+    pub fn github(&self) -> Result<Arc<GithubApi>, GithubConfigError> {
+        Ok(Arc::new(GithubApi::new(GithubConfig {
+            api_url: self.settings.github_api_url.clone(),
+            token: self.settings.github_token.clone().map(GithubToken::new),
+        })?))
+    }
+}
+
+/// A step handler's dependencies, built from the adapters once per cold start.
+pub trait FromAws: Sized {
+    fn from_aws(aws: &AwsAdapters<'_>) -> Result<Self, Error>;
+}
+
+impl FromAws for PrepareDeps {
+    fn from_aws(aws: &AwsAdapters<'_>) -> Result<Self, Error> {
+        let github = aws.github()?;
+        Ok(Self {
+            state: aws.state(),
+            objects: aws.objects(),
             repos: github.clone(),
             statuses: github,
-            config: PipelineConfig {
-                hosts: settings.hosts.clone(),
-                urls: settings.urls.clone(),
-                buckets: settings.buckets.clone(),
-                zip_limits: ZipLimits::default(),
-                publish_concurrency: settings.publish_concurrency,
-            },
-        };
-        Ok(Self { pipeline, objects })
+            buckets: aws.settings.buckets.clone(),
+            zip_limits: ZipLimits::default(),
+        })
+    }
+}
+
+impl FromAws for PublishDeps {
+    fn from_aws(aws: &AwsAdapters<'_>) -> Result<Self, Error> {
+        Ok(Self {
+            state: aws.state(),
+            objects: aws.objects(),
+            zip_limits: ZipLimits::default(),
+            concurrency: aws.settings.publish_concurrency,
+        })
+    }
+}
+
+impl FromAws for ActivateDeps {
+    fn from_aws(aws: &AwsAdapters<'_>) -> Result<Self, Error> {
+        Ok(Self {
+            traffic: aws.traffic(),
+            statuses: aws.github()?,
+            addresses: aws.addresses(),
+        })
+    }
+}
+
+impl FromAws for PruneDeps {
+    fn from_aws(aws: &AwsAdapters<'_>) -> Result<Self, Error> {
+        Ok(Self {
+            state: aws.state(),
+            objects: aws.objects(),
+            switch: aws.switch(),
+        })
+    }
+}
+
+impl FromAws for MarkFailedDeps {
+    fn from_aws(aws: &AwsAdapters<'_>) -> Result<Self, Error> {
+        Ok(Self {
+            state: aws.state(),
+            objects: aws.objects(),
+            statuses: aws.github()?,
+        })
     }
 }
 
@@ -65,11 +146,12 @@ pub async fn cold_start<T>(
     Ok((settings, slipway_aws::config::load(None).await))
 }
 
-/// The whole `main` of a step function: the cold start, then `handler` on the AWS pipeline
-/// for every invocation, under [`crate::run`].
-pub async fn serve_step<F, Fut, I, O, B, S, D, E>(handler: F) -> Result<(), Error>
+/// The whole `main` of a step function: the cold start, then `handler` on its dependencies
+/// (built once, of the type it asks for) for every invocation, under [`crate::run`].
+pub async fn serve_step<Deps, F, Fut, I, O, B, S, D, E>(handler: F) -> Result<(), Error>
 where
-    F: Fn(&'static Pipeline, LambdaEvent<I>) -> Fut,
+    Deps: FromAws + Sync + 'static,
+    F: Fn(&'static Deps, LambdaEvent<I>) -> Fut,
     Fut: Future<Output = Result<O, StepFailure>>,
     I: DeserializeOwned,
     O: IntoFunctionResponse<B, S>,
@@ -80,7 +162,8 @@ where
 {
     let (settings, sdk) = cold_start(PipelineSettings::from_env).await?;
     // Built once and kept for the life of the process, which is the life of the function.
-    let pipeline: &'static Pipeline =
-        Box::leak(Box::new(AwsPipeline::new(&sdk, &settings)?.pipeline));
-    crate::run(service_fn(move |event| handler(pipeline, event))).await
+    let deps: &'static Deps = Box::leak(Box::new(Deps::from_aws(&AwsAdapters::new(
+        &sdk, &settings,
+    ))?));
+    crate::run(service_fn(move |event| handler(deps, event))).await
 }

@@ -1,5 +1,5 @@
 //! Shared wiring for slipway's Lambda functions: JSON tracing, typed configuration read once
-//! at cold start, the pipeline on the AWS adapters, and step errors reported to the runtime
+//! at cold start, each function's dependencies on the AWS adapters, and step errors reported to the runtime
 //! under the stable names the state machine's Retry and Catch match.
 //!
 //! No domain logic lives here or in the function crates: each function's handler calls one

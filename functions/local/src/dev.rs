@@ -22,9 +22,9 @@ use slipway_core::ports::UploadTarget;
 use slipway_core::ports::{
     ObjectBody, ObjectMeta, ObjectStore, StateStore, UploadError, UploadTargets,
 };
-use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Addresses, Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;
-use slipway_core::steps::{BucketNames, Pipeline, PipelineConfig};
+use slipway_core::steps::{BucketNames, DeploySiteTasks, MarkFailedDeps, SitePorts};
 use slipway_core::trigger::{
     on_source_object, parse_source_key, SourceEvent, SourceKey, TriggerOutcome,
 };
@@ -130,13 +130,13 @@ pub struct DevServer {
 /// How often housekeeping sweeps for abandoned uploads and deployments left in flight.
 const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-async fn housekeeping(pipeline: Pipeline, mut shutdown: watch::Receiver<bool>) {
+async fn housekeeping(deps: MarkFailedDeps, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let now = OffsetDateTime::now_utc();
-                if let Err(e) = sweep(&pipeline, now).await {
+                if let Err(e) = sweep(&deps, now).await {
                     tracing::warn!(error = %e, "housekeeping failed; will retry");
                 }
             }
@@ -246,28 +246,28 @@ impl DevServer {
 
         let github = Arc::new(GithubApi::new(config.github.api.clone())?);
         let hosts = Hosts::single("localhost");
-        let pipeline = Pipeline {
+        let tasks = DeploySiteTasks::new(SitePorts {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
             switch: Arc::new(KvsSwitch::new(Arc::new(state.clone()), hosts.clone())),
             repos: Arc::new(GitRepos::new(state_dir.join("git"))),
             statuses: github,
-            config: PipelineConfig {
+            addresses: Addresses {
                 hosts,
                 urls: local_urls(edge_addr.port()),
-                buckets: local_buckets(),
-                zip_limits: config.limits.zip,
-                publish_concurrency: 16,
             },
-        };
+            buckets: local_buckets(),
+            zip_limits: config.limits.zip,
+            publish_concurrency: 16,
+        });
         let builder = Arc::new(
             LocalBuilder::new(objects.clone(), Arc::new(state.clone()), scratch)
                 .with_limits(config.limits.zip),
         );
         let workflow = LocalWorkflow::new(
-            vec![LocalDefinition::deploy_site(pipeline.clone())],
+            vec![LocalDefinition::deploy_site(tasks.clone())],
             builder,
-            pipeline.config.buckets.clone(),
+            local_buckets(),
             state.clone(),
         )?;
         let interrupted = workflow.fail_interrupted().await?;
@@ -278,17 +278,25 @@ impl DevServer {
             );
         }
         // Uploads go through this process, so any still awaited from the last run never come.
-        expire_abandoned_uploads(&pipeline, time::Duration::ZERO, OffsetDateTime::now_utc())
-            .await
-            .map_err(DevError::Housekeeping)?;
+        expire_abandoned_uploads(
+            &tasks.mark_failed,
+            time::Duration::ZERO,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(DevError::Housekeeping)?;
         let uploads = Arc::new(LocalUploads {
             api_url: api_url.clone(),
             max_bytes: config.limits.max_upload_bytes,
         });
-        let control_plane = Arc::new(ControlPlane::new(pipeline.clone(), uploads));
+        let control_plane = Arc::new(ControlPlane::new(
+            tasks.traffic().clone(),
+            tasks.activate.addresses.clone(),
+            uploads,
+        ));
         let webhook = config.github.webhook_secret.clone().map(|secret| {
             Arc::new(GithubWebhook::new(
-                pipeline.clone(),
+                tasks.traffic().clone(),
                 Arc::new(workflow.clone()),
                 secret,
             ))
@@ -317,13 +325,14 @@ impl DevServer {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
-        let housekeeping_task = tokio::spawn(housekeeping(pipeline.clone(), shutdown_rx.clone()));
+        let housekeeping_task =
+            tokio::spawn(housekeeping(tasks.mark_failed.clone(), shutdown_rx.clone()));
         let edge_shutdown = wait_for(shutdown_rx);
         let edge_task = tokio::spawn(async move {
             if let Err(e) = crate::edge::serve_edge(
                 edge_listener,
                 Arc::new(state.clone()),
-                pipeline.objects.clone(),
+                objects.clone(),
                 edge_shutdown,
             )
             .await

@@ -22,7 +22,7 @@ use slipway_core::ports::{
     WorkflowError, WorkflowStarter,
 };
 use slipway_core::steps::{
-    self, BucketNames, CaughtError, Pipeline, StepError, SOURCE_TYPE_GITHUB, SOURCE_TYPE_S3,
+    self, BucketNames, CaughtError, DeploySiteTasks, StepError, SOURCE_TYPE_GITHUB, SOURCE_TYPE_S3,
 };
 use time::OffsetDateTime;
 
@@ -94,12 +94,12 @@ pub struct LocalDefinition {
 }
 
 impl LocalDefinition {
-    /// deploy-site: the site steps on `pipeline`.
-    pub fn deploy_site(pipeline: Pipeline) -> Self {
+    /// deploy-site: the site steps, each on its own dependencies.
+    pub fn deploy_site(tasks: DeploySiteTasks) -> Self {
         Self {
             workflow: Workflow::DeploySite,
             asl: DEPLOY_SITE_ASL,
-            functions: Arc::new(SiteFunctions { pipeline }),
+            functions: Arc::new(SiteFunctions { tasks }),
         }
     }
 }
@@ -341,9 +341,9 @@ where
     serde_json::to_value(output).map_err(|e| step_failure(StepError::InvalidInput(e)))
 }
 
-/// deploy-site's functions: the site steps, on one pipeline.
+/// deploy-site's functions: the site steps.
 struct SiteFunctions {
-    pipeline: Pipeline,
+    tasks: DeploySiteTasks,
 }
 
 #[async_trait]
@@ -353,13 +353,13 @@ impl LocalFunctions for SiteFunctions {
     }
 
     async fn call(&self, name: &str, input: Value) -> Result<Value, TaskFailure> {
-        let p = &self.pipeline;
+        let t = &self.tasks;
         match name {
-            "prepare" => call(input, |i| steps::prepare(p, i)).await,
-            "publish" => call(input, |i| steps::publish(p, i)).await,
-            "activate" => call(input, |i| steps::activate(p, i)).await,
-            "prune" => call(input, |i| steps::prune(p, i)).await,
-            "mark-failed" => call(input, |i| steps::mark_failed(p, i)).await,
+            "prepare" => call(input, |i| steps::prepare(&t.prepare, i)).await,
+            "publish" => call(input, |i| steps::publish(&t.publish, i)).await,
+            "activate" => call(input, |i| steps::activate(&t.activate, i)).await,
+            "prune" => call(input, |i| steps::prune(&t.prune, i)).await,
+            "mark-failed" => call(input, |i| steps::mark_failed(&t.mark_failed, i)).await,
             _ => Err(TaskFailure {
                 error: "States.Runtime".into(),
                 cause: format!("deploy-site has no function {name}"),
@@ -373,8 +373,13 @@ impl LocalFunctions for SiteFunctions {
             error: error.to_owned(),
             cause: cause.to_owned(),
         };
-        let failed =
-            fail_if_in_flight(&self.pipeline, &request.site, &request.deployment_id, error).await;
+        let failed = fail_if_in_flight(
+            &self.tasks.mark_failed,
+            &request.site,
+            &request.deployment_id,
+            error,
+        )
+        .await;
         if let Err(e) = failed {
             tracing::error!(deployment_id = %request.deployment_id, error = %e, "cannot mark the deployment failed");
         }

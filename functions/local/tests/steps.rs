@@ -1,22 +1,20 @@
 //! Each step handler against the real embedded stores (SQLite and the disk object store).
 
-mod support;
-
 use slipway_core::model::Bucket;
 use slipway_core::model::{DeploymentSource, DeploymentStatus, ObjectLocation};
-use slipway_core::names::DeploymentId;
+use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{KeyValueStore, Lifecycle, ObjectStore, StateStore};
 use slipway_core::steps::{
     self, ActivateInput, ArtifactRef, CaughtError, MarkFailedInput, PrepareInput, PrepareOutput,
     PruneInput, PublishInput,
 };
-use support::{harness, site_name, zip_of, Harness};
+use slipway_testkit::embedded::{zip_of, Embedded};
 
 const INDEX: &[u8] = b"<!doctype html><title>hi</title>";
 
 fn prepare_input(site: &str, id: DeploymentId, prebuilt: bool) -> PrepareInput {
     PrepareInput {
-        site: site_name(site),
+        site: SiteName::parse(site).unwrap(),
         deployment_id: id,
         source: DeploymentSource::Archive(ObjectLocation {
             bucket: Bucket::Source,
@@ -29,7 +27,7 @@ fn prepare_input(site: &str, id: DeploymentId, prebuilt: bool) -> PrepareInput {
 /// Publish's input for what Prepare decided, as the state machine passes it on.
 fn publish_input(site: &str, id: DeploymentId, prepared: &PrepareOutput) -> PublishInput {
     PublishInput {
-        site: site_name(site),
+        site: SiteName::parse(site).unwrap(),
         deployment_id: id,
         artifact: prepared.artifact.clone(),
         framework: prepared.framework,
@@ -37,23 +35,23 @@ fn publish_input(site: &str, id: DeploymentId, prepared: &PrepareOutput) -> Publ
 }
 
 /// Runs Prepare and Publish for a prebuilt upload; returns what Prepare decided.
-async fn prepare_and_publish(h: &Harness, site: &str, id: DeploymentId) -> PrepareOutput {
-    let prepared = steps::prepare(&h.pipeline, prepare_input(site, id, true))
+async fn prepare_and_publish(h: &Embedded, site: &str, id: DeploymentId) -> PrepareOutput {
+    let prepared = steps::prepare(&h.tasks.prepare, prepare_input(site, id, true))
         .await
         .unwrap();
-    steps::publish(&h.pipeline, publish_input(site, id, &prepared))
+    steps::publish(&h.tasks.publish, publish_input(site, id, &prepared))
         .await
         .unwrap();
     prepared
 }
 
 /// Runs Prepare, Publish and Activate for a prebuilt upload, as the state machine would.
-async fn deploy(h: &Harness, site: &str, files: &[(&str, &[u8])]) -> DeploymentId {
-    let name = site_name(site);
-    let id = h.upload(&name, zip_of(files), true).await;
+async fn deploy(h: &Embedded, site: &str, files: &[(&str, &[u8])]) -> DeploymentId {
+    let name = SiteName::parse(site).unwrap();
+    let id = h.upload(&name, zip_of(files), true).await.id;
     prepare_and_publish(h, site, id).await;
     steps::activate(
-        &h.pipeline,
+        &h.tasks.activate,
         ActivateInput {
             site: name,
             deployment_id: id,
@@ -66,23 +64,24 @@ async fn deploy(h: &Harness, site: &str, files: &[(&str, &[u8])]) -> DeploymentI
 
 #[tokio::test]
 async fn prepare_publishes_plain_static_files_as_they_are() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let id = h
         .upload(
             &site,
             zip_of(&[("index.html", INDEX), ("css/site.css", b"body{}")]),
             false,
         )
-        .await;
-    let out = steps::prepare(&h.pipeline, prepare_input("docs", id, false))
+        .await
+        .id;
+    let out = steps::prepare(&h.tasks.prepare, prepare_input("docs", id, false))
         .await
         .unwrap();
     assert!(!out.needs_build);
     assert_eq!(out.artifact.location.key, format!("uploads/docs/{id}.zip"));
     assert_eq!(
         out.source_location,
-        format!("slipway-source/uploads/docs/{id}.zip")
+        format!("acme-source/uploads/docs/{id}.zip")
     );
     let d = h.state.get_deployment(&site, &id).await.unwrap();
     assert_eq!(d.status, DeploymentStatus::Building);
@@ -91,8 +90,8 @@ async fn prepare_publishes_plain_static_files_as_they_are() {
 
 #[tokio::test]
 async fn prepare_builds_sources_with_a_package_json_and_detects_spa_routing() {
-    let h = harness();
-    let site = h.create_site("app", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("app", 10).await;
     let package = br#"{"name":"app","scripts":{"build":"vite build"},"devDependencies":{"vite":"^5.0.0"},"dependencies":{"react":"^18.0.0"}}"#;
     let id = h
         .upload(
@@ -100,8 +99,9 @@ async fn prepare_builds_sources_with_a_package_json_and_detects_spa_routing() {
             zip_of(&[("package.json", package), ("index.html", INDEX)]),
             false,
         )
-        .await;
-    let out = steps::prepare(&h.pipeline, prepare_input("app", id, false))
+        .await
+        .id;
+    let out = steps::prepare(&h.tasks.prepare, prepare_input("app", id, false))
         .await
         .unwrap();
     assert!(out.needs_build);
@@ -118,16 +118,17 @@ async fn prepare_builds_sources_with_a_package_json_and_detects_spa_routing() {
 
 #[tokio::test]
 async fn prepare_with_prebuilt_skips_the_build_even_with_a_package_json() {
-    let h = harness();
-    let site = h.create_site("app", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("app", 10).await;
     let id = h
         .upload(
             &site,
             zip_of(&[("package.json", b"{}"), ("index.html", INDEX)]),
             true,
         )
-        .await;
-    let out = steps::prepare(&h.pipeline, prepare_input("app", id, true))
+        .await
+        .id;
+    let out = steps::prepare(&h.tasks.prepare, prepare_input("app", id, true))
         .await
         .unwrap();
     assert!(!out.needs_build);
@@ -135,8 +136,8 @@ async fn prepare_with_prebuilt_skips_the_build_even_with_a_package_json() {
 
 #[tokio::test]
 async fn prepare_rejects_bad_sources_with_stable_error_names() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("not a zip", b"definitely not a zip file".to_vec()),
         (
@@ -147,8 +148,8 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
         ("empty", zip_of(&[])),
     ];
     for (what, bytes) in cases {
-        let id = h.upload(&site, bytes, false).await;
-        let err = steps::prepare(&h.pipeline, prepare_input("docs", id, false))
+        let id = h.upload(&site, bytes, false).await.id;
+        let err = steps::prepare(&h.tasks.prepare, prepare_input("docs", id, false))
             .await
             .unwrap_err();
         assert_eq!(err.name(), "SourceInvalid", "{what}: {err}");
@@ -160,7 +161,7 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
     }
     let unknown = prepare_input("nope", DeploymentId::generate(), false);
     assert_eq!(
-        steps::prepare(&h.pipeline, unknown)
+        steps::prepare(&h.tasks.prepare, unknown)
             .await
             .unwrap_err()
             .name(),
@@ -168,7 +169,7 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
     );
     let missing = prepare_input("docs", DeploymentId::generate(), false);
     assert_eq!(
-        steps::prepare(&h.pipeline, missing)
+        steps::prepare(&h.tasks.prepare, missing)
             .await
             .unwrap_err()
             .name(),
@@ -178,8 +179,8 @@ async fn prepare_rejects_bad_sources_with_stable_error_names() {
 
 #[tokio::test]
 async fn publish_sets_types_and_cache_headers_and_is_safe_to_rerun() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     // Larger than Publish's inline limit, and incompressible, so it streams in chunks.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let big: Vec<u8> = (0..6 * 1024 * 1024)
@@ -196,14 +197,16 @@ async fn publish_sets_types_and_cache_headers_and_is_safe_to_rerun() {
         ("logo.svg", b"<svg/>"),
         ("big.bin", &big),
     ];
-    let id = h.upload(&site, zip_of(files), true).await;
-    let prepared = steps::prepare(&h.pipeline, prepare_input("docs", id, true))
+    let id = h.upload(&site, zip_of(files), true).await.id;
+    let prepared = steps::prepare(&h.tasks.prepare, prepare_input("docs", id, true))
         .await
         .unwrap();
     let input = publish_input("docs", id, &prepared);
-    let first = steps::publish(&h.pipeline, input.clone()).await.unwrap();
+    let first = steps::publish(&h.tasks.publish, input.clone())
+        .await
+        .unwrap();
     assert_eq!(first.file_count, 4);
-    let again = steps::publish(&h.pipeline, input).await.unwrap();
+    let again = steps::publish(&h.tasks.publish, input).await.unwrap();
     assert_eq!(first, again);
 
     let prefix = format!("docs/{id}/");
@@ -242,15 +245,16 @@ async fn publish_sets_types_and_cache_headers_and_is_safe_to_rerun() {
 
 #[tokio::test]
 async fn publish_strips_a_zipped_folder() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let id = h
         .upload(
             &site,
             zip_of(&[("dist/index.html", INDEX), ("dist/a/b.html", INDEX)]),
             true,
         )
-        .await;
+        .await
+        .id;
     let prepared = prepare_and_publish(&h, "docs", id).await;
     assert_eq!(prepared.artifact.root.as_deref(), Some("dist/"));
     assert_eq!(
@@ -264,26 +268,28 @@ async fn publish_strips_a_zipped_folder() {
 
 #[tokio::test]
 async fn activate_switches_the_host_key_and_never_moves_backwards() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let first = deploy(&h, "docs", &[("index.html", INDEX)]).await;
     assert_eq!(
-        h.state.get("docs.localhost").await.unwrap(),
+        h.state.get("docs.sites.test").await.unwrap(),
         Some(format!("docs/{first}"))
     );
 
     // Two deploys race: the newer one activates first, the older one finishes later.
     let older = h
         .upload(&site, zip_of(&[("index.html", b"old")]), true)
-        .await;
+        .await
+        .id;
     let newer = h
         .upload(&site, zip_of(&[("index.html", b"new")]), true)
-        .await;
+        .await
+        .id;
     for id in [older, newer] {
         prepare_and_publish(&h, "docs", id).await;
     }
     let won = steps::activate(
-        &h.pipeline,
+        &h.tasks.activate,
         ActivateInput {
             site: site.clone(),
             deployment_id: newer,
@@ -296,7 +302,7 @@ async fn activate_switches_the_host_key_and_never_moves_backwards() {
         (DeploymentStatus::Live, Some(first))
     );
     let lost = steps::activate(
-        &h.pipeline,
+        &h.tasks.activate,
         ActivateInput {
             site: site.clone(),
             deployment_id: older,
@@ -309,15 +315,15 @@ async fn activate_switches_the_host_key_and_never_moves_backwards() {
         (DeploymentStatus::Superseded, Some(newer))
     );
     assert_eq!(
-        h.state.get("docs.localhost").await.unwrap(),
+        h.state.get("docs.sites.test").await.unwrap(),
         Some(format!("docs/{newer}"))
     );
 }
 
 #[tokio::test]
 async fn activate_carries_the_deployments_routing_flags() {
-    let h = harness();
-    let site = h.create_site("app", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("app", 10).await;
     let id = h
         .upload(
             &site,
@@ -327,11 +333,12 @@ async fn activate_carries_the_deployments_routing_flags() {
             ]),
             true,
         )
-        .await;
+        .await
+        .id;
     let prepared = prepare_and_publish(&h, "app", id).await;
     assert!(prepared.routing.spa && prepared.routing.clean_urls);
     steps::activate(
-        &h.pipeline,
+        &h.tasks.activate,
         ActivateInput {
             site,
             deployment_id: id,
@@ -340,15 +347,15 @@ async fn activate_carries_the_deployments_routing_flags() {
     .await
     .unwrap();
     assert_eq!(
-        h.state.get("app.localhost").await.unwrap(),
+        h.state.get("app.sites.test").await.unwrap(),
         Some(format!("app/{id};sc"))
     );
 }
 
 #[tokio::test]
 async fn prune_keeps_retention_live_and_the_rollback_target() {
-    let h = harness();
-    let site = h.create_site("docs", 2).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 2).await;
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(deploy(&h, "docs", &[("index.html", format!("v{n}").as_bytes())]).await);
@@ -364,7 +371,7 @@ async fn prune_keeps_retention_live_and_the_rollback_target() {
         .await
         .unwrap();
     let out = steps::prune(
-        &h.pipeline,
+        &h.tasks.prune,
         PruneInput {
             site: site.clone(),
             deployment_id: ids[4],
@@ -398,12 +405,13 @@ async fn prune_keeps_retention_live_and_the_rollback_target() {
 
 #[tokio::test]
 async fn mark_failed_records_the_reason_removes_partial_files_and_leaves_live_alone() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let live = deploy(&h, "docs", &[("index.html", INDEX)]).await;
     let broken = h
         .upload(&site, zip_of(&[("index.html", b"half")]), true)
-        .await;
+        .await
+        .id;
     prepare_and_publish(&h, "docs", broken).await;
     let input = MarkFailedInput {
         site: site.clone(),
@@ -413,14 +421,16 @@ async fn mark_failed_records_the_reason_removes_partial_files_and_leaves_live_al
             cause: "disk on fire".into(),
         },
     };
-    let out = steps::mark_failed(&h.pipeline, input).await.unwrap();
+    let out = steps::mark_failed(&h.tasks.mark_failed, input)
+        .await
+        .unwrap();
     assert!(out.recorded);
     let d = h.state.get_deployment(&site, &broken).await.unwrap();
     assert_eq!(d.status, DeploymentStatus::Failed);
     assert_eq!(d.error.unwrap().cause, "disk on fire");
     assert!(h.hosted_keys(&format!("docs/{broken}/")).await.is_empty());
     assert_eq!(
-        h.state.get("docs.localhost").await.unwrap(),
+        h.state.get("docs.sites.test").await.unwrap(),
         Some(format!("docs/{live}"))
     );
     assert_eq!(h.hosted_keys(&format!("docs/{live}/")).await.len(), 1);
@@ -434,7 +444,9 @@ async fn mark_failed_records_the_reason_removes_partial_files_and_leaves_live_al
             cause: "x".into(),
         },
     };
-    let out = steps::mark_failed(&h.pipeline, late).await.unwrap();
+    let out = steps::mark_failed(&h.tasks.mark_failed, late)
+        .await
+        .unwrap();
     assert!(!out.recorded);
     assert_eq!(
         h.state.get_deployment(&site, &live).await.unwrap().status,
@@ -445,12 +457,13 @@ async fn mark_failed_records_the_reason_removes_partial_files_and_leaves_live_al
 
 #[tokio::test]
 async fn publish_reports_a_missing_artifact_as_object_not_found() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let id = h
         .upload(&site, zip_of(&[("index.html", INDEX)]), true)
-        .await;
-    steps::prepare(&h.pipeline, prepare_input("docs", id, true))
+        .await
+        .id;
+    steps::prepare(&h.tasks.prepare, prepare_input("docs", id, true))
         .await
         .unwrap();
     let artifact = ArtifactRef {
@@ -461,7 +474,7 @@ async fn publish_reports_a_missing_artifact_as_object_not_found() {
         root: None,
     };
     let err = steps::publish(
-        &h.pipeline,
+        &h.tasks.publish,
         PublishInput {
             site,
             deployment_id: id,
@@ -476,8 +489,8 @@ async fn publish_reports_a_missing_artifact_as_object_not_found() {
 
 #[tokio::test]
 async fn clean_urls_publish_an_alias_for_folder_pages_without_replacing_real_files() {
-    let h = harness();
-    let site = h.create_site("docs", 10).await;
+    let h = Embedded::new();
+    let site = h.create_site_retaining("docs", 10).await;
     let files: &[(&str, &[u8])] = &[
         ("slipway.toml", b"clean_urls = true\n"),
         (".env", b"SECRET=1"),
@@ -487,7 +500,7 @@ async fn clean_urls_publish_an_alias_for_folder_pages_without_replacing_real_fil
         ("about.html", b"about file"),
         ("about/index.html", b"about folder page"),
     ];
-    let id = h.upload(&site, zip_of(files), true).await;
+    let id = h.upload(&site, zip_of(files), true).await.id;
     prepare_and_publish(&h, "docs", id).await;
     let read = |path: &str| {
         let objects = h.objects.clone();

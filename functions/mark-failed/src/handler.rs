@@ -4,11 +4,11 @@
 //! `slipway dev` runs in process.
 
 use lambda_runtime::LambdaEvent;
-use slipway_core::steps::{self, MarkFailedInput, MarkFailedOutput, Pipeline};
+use slipway_core::steps::{self, MarkFailedDeps, MarkFailedInput, MarkFailedOutput};
 use slipway_lambda::{run_step, step_span, StepFailure};
 
 pub async fn function_handler(
-    deps: &Pipeline,
+    deps: &MarkFailedDeps,
     event: LambdaEvent<MarkFailedInput>,
 ) -> Result<MarkFailedOutput, StepFailure> {
     let input = event.payload;
@@ -46,7 +46,7 @@ mod tests {
         assert!(!stores.hosted_keys(&prefix).await.is_empty());
 
         let output = function_handler(
-            &stores.pipeline,
+            &stores.tasks.mark_failed,
             caught(
                 &deployment,
                 "StoreUnavailable",
@@ -81,7 +81,7 @@ mod tests {
         let live = stores.deployed(&site, &[("index.html", b"live")]).await;
 
         let output = function_handler(
-            &stores.pipeline,
+            &stores.tasks.mark_failed,
             caught(&live, "States.Timeout", "Prune timed out"),
         )
         .await

@@ -3,11 +3,11 @@
 //! a failure reaches Step Functions under its stable error name.
 
 use lambda_runtime::LambdaEvent;
-use slipway_core::steps::{self, Pipeline, PrepareInput, PrepareOutput};
+use slipway_core::steps::{self, PrepareDeps, PrepareInput, PrepareOutput};
 use slipway_lambda::{run_step, step_span, StepFailure};
 
 pub async fn function_handler(
-    deps: &Pipeline,
+    deps: &PrepareDeps,
     event: LambdaEvent<PrepareInput>,
 ) -> Result<PrepareOutput, StepFailure> {
     let input = event.payload;
@@ -57,7 +57,7 @@ mod tests {
         let zip = zip_of(&[("index.html", b"<h1>docs</h1>")]);
         let deployment = stores.upload(&site, zip, true).await;
 
-        let output = function_handler(&stores.pipeline, event(&deployment))
+        let output = function_handler(&stores.tasks.prepare, event(&deployment))
             .await
             .unwrap();
 
@@ -85,7 +85,7 @@ mod tests {
         let zip = zip_of(&[("package.json", package), ("index.html", b"<div id=app>")]);
         let deployment = stores.upload(&site, zip, false).await;
 
-        let output = function_handler(&stores.pipeline, event(&deployment))
+        let output = function_handler(&stores.tasks.prepare, event(&deployment))
             .await
             .unwrap();
 
@@ -108,7 +108,7 @@ mod tests {
             .upload(&site, b"<html>not a zip</html>".to_vec(), true)
             .await;
 
-        let failure = function_handler(&stores.pipeline, event(&deployment))
+        let failure = function_handler(&stores.tasks.prepare, event(&deployment))
             .await
             .unwrap_err();
 
@@ -126,7 +126,7 @@ mod tests {
         let zip = zip_of(&[("package.json", br#"{"scripts":{"test":"jest"}}"#)]);
         let deployment = stores.upload(&site, zip, false).await;
 
-        let failure = function_handler(&stores.pipeline, event(&deployment))
+        let failure = function_handler(&stores.tasks.prepare, event(&deployment))
             .await
             .unwrap_err();
 
@@ -142,7 +142,7 @@ mod tests {
             .await;
         deployment.site = slipway_core::names::SiteName::parse("gone").unwrap();
 
-        let failure = function_handler(&stores.pipeline, event(&deployment))
+        let failure = function_handler(&stores.tasks.prepare, event(&deployment))
             .await
             .unwrap_err();
 

@@ -4,11 +4,11 @@
 //! error name.
 
 use lambda_runtime::LambdaEvent;
-use slipway_core::steps::{self, Pipeline, PruneInput, PruneOutput};
+use slipway_core::steps::{self, PruneDeps, PruneInput, PruneOutput};
 use slipway_lambda::{run_step, step_span, StepFailure};
 
 pub async fn function_handler(
-    deps: &Pipeline,
+    deps: &PruneDeps,
     event: LambdaEvent<PruneInput>,
 ) -> Result<PruneOutput, StepFailure> {
     let input = event.payload;
@@ -45,7 +45,7 @@ mod tests {
         let previous = stores.deployed(&site, &[("index.html", b"2")]).await;
         let live = stores.deployed(&site, &[("index.html", b"3")]).await;
 
-        let output = function_handler(&stores.pipeline, event(&site, &live))
+        let output = function_handler(&stores.tasks.prune, event(&site, &live))
             .await
             .unwrap();
 
@@ -76,7 +76,7 @@ mod tests {
         let live = stores.deployed(&site, &[("index.html", b"1")]).await;
         let gone = SiteName::parse("gone").unwrap();
 
-        let failure = function_handler(&stores.pipeline, event(&gone, &live))
+        let failure = function_handler(&stores.tasks.prune, event(&gone, &live))
             .await
             .unwrap_err();
 

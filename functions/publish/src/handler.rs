@@ -4,11 +4,11 @@
 //! Functions under its stable error name.
 
 use lambda_runtime::LambdaEvent;
-use slipway_core::steps::{self, Pipeline, PublishInput, PublishOutput};
+use slipway_core::steps::{self, PublishDeps, PublishInput, PublishOutput};
 use slipway_lambda::{run_step, step_span, StepFailure};
 
 pub async fn function_handler(
-    deps: &Pipeline,
+    deps: &PublishDeps,
     event: LambdaEvent<PublishInput>,
 ) -> Result<PublishOutput, StepFailure> {
     let input = event.payload;
@@ -53,9 +53,12 @@ mod tests {
             )
             .await;
 
-        let output = function_handler(&stores.pipeline, event(&deployment, &prepared.artifact))
-            .await
-            .unwrap();
+        let output = function_handler(
+            &stores.tasks.publish,
+            event(&deployment, &prepared.artifact),
+        )
+        .await
+        .unwrap();
 
         assert_eq!(output.file_count, 2);
         assert_eq!(output.bytes, 13 + 14);
@@ -92,9 +95,12 @@ mod tests {
         prepared.artifact.location.key = format!("builds/docs/{}/output.zip", deployment.id);
         prepared.artifact.location.bucket = Bucket::Artifacts;
 
-        let failure = function_handler(&stores.pipeline, event(&deployment, &prepared.artifact))
-            .await
-            .unwrap_err();
+        let failure = function_handler(
+            &stores.tasks.publish,
+            event(&deployment, &prepared.artifact),
+        )
+        .await
+        .unwrap_err();
 
         let diagnostic = Diagnostic::from(failure);
         assert_eq!(diagnostic.error_type, "ObjectNotFound");

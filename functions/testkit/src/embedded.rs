@@ -1,5 +1,5 @@
-//! Test support for the function crates (a dev-dependency only): a
-//! [`Pipeline`] on `slipway dev`'s embedded stores in a temporary directory, so each Lambda
+//! Test support for the function crates (a dev-dependency only): the `deploy-site` tasks
+//! ([`DeploySiteTasks`]) on `slipway dev`'s embedded stores in a temporary directory, so each Lambda
 //! handler is tested against the same store semantics the AWS adapters implement.
 
 use std::io::{Cursor, Write};
@@ -11,11 +11,11 @@ use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{ObjectBody, ObjectMeta, ObjectStore, StateStore};
-use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Addresses, Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{
-    self, ActivateInput, BucketNames, Pipeline, PipelineConfig, PrepareInput, PrepareOutput,
-    PublishInput,
+    self, ActivateInput, BucketNames, DeploySiteTasks, PrepareInput, PrepareOutput, PublishInput,
+    SitePorts,
 };
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::git::GitRepos;
@@ -29,7 +29,7 @@ pub const SITE_DOMAIN: &str = "sites.test";
 pub struct Embedded {
     pub state: SqliteState,
     pub objects: Arc<FsObjectStore>,
-    pub pipeline: Pipeline,
+    pub tasks: DeploySiteTasks,
     /// Held so the stores outlive the test.
     pub dir: tempfile::TempDir,
 }
@@ -49,7 +49,7 @@ impl Embedded {
         let objects =
             Arc::new(FsObjectStore::new(dir.path().join("objects")).expect("an object store"));
         let github = GithubApi::new(GithubConfig::default()).expect("the default GitHub API URL");
-        let pipeline = Pipeline {
+        let tasks = DeploySiteTasks::new(SitePorts {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
             switch: Arc::new(KvsSwitch::new(
@@ -58,18 +58,18 @@ impl Embedded {
             )),
             repos: Arc::new(GitRepos::new(dir.path().join("git"))),
             statuses: Arc::new(github),
-            config: PipelineConfig {
+            addresses: Addresses {
                 hosts: Hosts::single(SITE_DOMAIN),
                 urls: UrlTemplate::parse("https://{host}/").expect("a URL template"),
-                buckets: buckets(),
-                zip_limits: ZipLimits::default(),
-                publish_concurrency: 4,
             },
-        };
+            buckets: buckets(),
+            zip_limits: ZipLimits::default(),
+            publish_concurrency: 4,
+        });
         Self {
             state,
             objects,
-            pipeline,
+            tasks,
             dir,
         }
     }
@@ -143,7 +143,7 @@ impl Embedded {
             source: deployment.source.clone(),
             prebuilt: true,
         };
-        let prepared = steps::prepare(&self.pipeline, input)
+        let prepared = steps::prepare(&self.tasks.prepare, input)
             .await
             .expect("a prepared deployment");
         (deployment, prepared)
@@ -158,7 +158,7 @@ impl Embedded {
             artifact: prepared.artifact,
             framework: prepared.framework,
         };
-        steps::publish(&self.pipeline, input)
+        steps::publish(&self.tasks.publish, input)
             .await
             .expect("a published deployment");
         deployment
@@ -171,7 +171,7 @@ impl Embedded {
             site: site.clone(),
             deployment_id: deployment.id,
         };
-        steps::activate(&self.pipeline, input)
+        steps::activate(&self.tasks.activate, input)
             .await
             .expect("an activated deployment");
         deployment

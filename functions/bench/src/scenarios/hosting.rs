@@ -1,4 +1,4 @@
-//! What the S3 scenarios (1, 2 and 7) share: slipway's [`Pipeline`] on the S3 adapter against
+//! What the S3 scenarios (1, 2 and 7) share: slipway's `deploy-site` tasks on the S3 adapter against
 //! the bench's s3s-fs, with deployment records and routes in SQLite, and buckets of its own.
 
 use std::io::Read;
@@ -14,11 +14,11 @@ use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, Site};
 use slipway_core::names::{DeploymentId, SiteName};
 use slipway_core::ports::{DeploymentPatch, ObjectBody, ObjectMeta, ObjectStore, StateStore};
-use slipway_core::site::edge::{Hosts, KvsSwitch, UrlTemplate};
+use slipway_core::site::edge::{Addresses, Hosts, KvsSwitch, UrlTemplate};
 use slipway_core::site::headers::content_type_for;
 use slipway_core::site::zipsafe::ZipLimits;
 use slipway_core::steps::{
-    self, ArtifactRef, BucketNames, Pipeline, PipelineConfig, PublishInput, PublishOutput,
+    self, ArtifactRef, BucketNames, DeploySiteTasks, PublishInput, PublishOutput, SitePorts,
 };
 use slipway_github::{GithubApi, GithubConfig};
 use slipway_local::git::GitRepos;
@@ -37,11 +37,11 @@ const DOMAIN: &str = "bench.test";
 /// Chunks of a file streamed to the object store.
 const FILE_CHUNK: usize = 1024 * 1024;
 
-/// The pipeline and its stores.
+/// The tasks and their stores.
 pub struct Hosting {
     pub objects: Arc<S3Objects>,
     pub state: SqliteState,
-    pub pipeline: Pipeline,
+    pub tasks: DeploySiteTasks,
     pub buckets: BucketNames,
     /// The SQLite file the records live in (a child process can open it too).
     pub state_path: PathBuf,
@@ -75,7 +75,7 @@ impl Hosting {
         Self::open(&bench.s3, buckets, &dir.join("state.db"), &dir)
     }
 
-    /// The pipeline on existing buckets and an existing (or new) SQLite file.
+    /// The tasks on existing buckets and an existing (or new) SQLite file.
     pub fn open(
         s3: &S3Endpoint,
         buckets: BucketNames,
@@ -86,7 +86,7 @@ impl Hosting {
             slipway_aws::config::for_endpoint(&s3.url, REGION, &s3.access_key, &s3.secret_key);
         let objects = Arc::new(S3Objects::new(s3::client(&sdk), buckets.clone()));
         let state = SqliteState::open(state_path)?;
-        let pipeline = Pipeline {
+        let tasks = DeploySiteTasks::new(SitePorts {
             objects: objects.clone(),
             state: Arc::new(state.clone()),
             switch: Arc::new(KvsSwitch::new(
@@ -95,18 +95,18 @@ impl Hosting {
             )),
             repos: Arc::new(GitRepos::new(scratch.join("git"))),
             statuses: Arc::new(GithubApi::new(GithubConfig::default())?),
-            config: PipelineConfig {
+            addresses: Addresses {
                 hosts: Hosts::single(DOMAIN),
                 urls: UrlTemplate::parse("https://{host}/")?,
-                buckets: buckets.clone(),
-                zip_limits: ZipLimits::default(),
-                publish_concurrency: PUBLISH_CONCURRENCY,
             },
-        };
+            buckets: buckets.clone(),
+            zip_limits: ZipLimits::default(),
+            publish_concurrency: PUBLISH_CONCURRENCY,
+        });
         Ok(Self {
             objects,
             state,
-            pipeline,
+            tasks,
             buckets,
             state_path: state_path.to_owned(),
         })
@@ -232,7 +232,7 @@ impl Hosting {
             },
             framework: None,
         };
-        Ok(steps::publish(&self.pipeline, input).await?)
+        Ok(steps::publish(&self.tasks.publish, input).await?)
     }
 
     /// Deletes everything under `prefix` (keeps the emulator's disk from filling up between runs).

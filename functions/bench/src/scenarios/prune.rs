@@ -57,7 +57,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         objects_per_run = layout.doomed.len();
         let started = Instant::now();
         let pruned = steps::prune(
-            &hosting.pipeline,
+            &hosting.tasks.prune,
             PruneInput {
                 site: layout.site.clone(),
                 deployment_id: layout.live,
@@ -168,7 +168,7 @@ async fn lay_out(
         }
         hosting.published(&deployment).await?;
         steps::activate(
-            &hosting.pipeline,
+            &hosting.tasks.activate,
             ActivateInput {
                 site: site.clone(),
                 deployment_id: deployment.id,

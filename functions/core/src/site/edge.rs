@@ -76,6 +76,31 @@ impl UrlTemplate {
     }
 }
 
+/// Where targets and deployments answer: their host names, and the public URLs made of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addresses {
+    pub hosts: Hosts,
+    pub urls: UrlTemplate,
+}
+
+impl Addresses {
+    pub fn production_url(&self, site: &SiteName) -> String {
+        self.urls.url(&self.hosts.production(site))
+    }
+
+    pub fn preview_url(&self, target: &TargetName, site: &SiteName) -> String {
+        self.urls.url(&self.hosts.preview(target, site))
+    }
+
+    pub fn target_url(&self, target: &TargetName, site: &SiteName) -> String {
+        self.urls.url(&self.hosts.target(target, site))
+    }
+
+    pub fn deployment_url(&self, deployment: &DeploymentId, site: &SiteName) -> String {
+        self.urls.url(&self.hosts.deployment(deployment, site))
+    }
+}
+
 /// Sites' traffic switch: one key-value write per host, which the edge's router reads on
 /// every request. The edge switches whole, so a canary's share goes to the stable version.
 pub struct KvsSwitch {

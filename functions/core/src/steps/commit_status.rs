@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use super::Pipeline;
 use crate::model::Deployment;
-use crate::ports::{CommitState, CommitStatus, StatusError};
+use crate::ports::{CommitState, CommitStatus, CommitStatuses, StatusError};
 
 /// Attempts per status, and the pause before the second one (doubled after each).
 const ATTEMPTS: u32 = 3;
@@ -16,7 +15,7 @@ const MAX_DESCRIPTION_CHARS: usize = 140;
 
 /// Reports `state` on the deployment's commit, when it came from git. Never fails.
 pub async fn report_commit_status(
-    p: &Pipeline,
+    statuses: &dyn CommitStatuses,
     deployment: &Deployment,
     state: CommitState,
     description: &str,
@@ -33,7 +32,7 @@ pub async fn report_commit_status(
     };
     let mut pause = FIRST_PAUSE;
     for attempt in 1..=ATTEMPTS {
-        match p.statuses.report(&git.repo, &git.sha, &status).await {
+        match statuses.report(&git.repo, &git.sha, &status).await {
             Ok(()) => {
                 tracing::info!(site = %deployment.site, deployment_id = %deployment.id, sha = %git.sha, state = ?state, "commit status sent");
                 return;

@@ -2,13 +2,25 @@
 //! person can act on, and removes the partial prefix. It never touches a deployment that
 //! already finished (the live version stays exactly as it was).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{prune::delete_files, report_commit_status, Pipeline, StepError};
+use super::{prune::delete_files, report_commit_status, StepError};
 use crate::model::{DeploymentStatus, RecordedError};
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{CommitState, DeploymentPatch, StateError};
+use crate::ports::{
+    CommitState, CommitStatuses, DeploymentPatch, ObjectStore, StateError, StateStore,
+};
+
+/// What MarkFailed uses: the record, the partial files, and the commit's status.
+#[derive(Clone)]
+pub struct MarkFailedDeps {
+    pub state: Arc<dyn StateStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub statuses: Arc<dyn CommitStatuses>,
+}
 
 /// Causes longer than this are cut, so a deployment record stays small.
 const MAX_CAUSE_CHARS: usize = 4000;
@@ -38,7 +50,7 @@ pub struct MarkFailedOutput {
 }
 
 pub async fn mark_failed(
-    p: &Pipeline,
+    p: &MarkFailedDeps,
     input: MarkFailedInput,
 ) -> Result<MarkFailedOutput, StepError> {
     let deployment = match p
@@ -71,7 +83,7 @@ pub async fn mark_failed(
         });
     }
     // Nothing in flight was ever routed to, so its files can go.
-    delete_files(p, &deployment).await?;
+    delete_files(p.objects.as_ref(), &deployment).await?;
     let recorded = recorded_error(&input.error);
     tracing::warn!(
         site = %input.site,
@@ -94,7 +106,14 @@ pub async fn mark_failed(
             patch,
         )
         .await?;
-    report_commit_status(p, &failed, CommitState::Failure, &description, None).await;
+    report_commit_status(
+        p.statuses.as_ref(),
+        &failed,
+        CommitState::Failure,
+        &description,
+        None,
+    )
+    .await;
     Ok(MarkFailedOutput {
         status: Some(failed.status),
         recorded: true,

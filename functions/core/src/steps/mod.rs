@@ -21,19 +21,21 @@ use crate::ports::{
     SwitchError, TrafficSwitch,
 };
 use crate::site::build_plan::PlanError;
-use crate::site::edge::{Hosts, UrlTemplate};
+use crate::site::edge::Addresses;
 use crate::site::zipsafe::{ZipError, ZipLimits};
 
-pub use activate::{activate, sync_route, sync_target, ActivateInput, ActivateOutput};
+pub use activate::{activate, ActivateDeps, ActivateInput, ActivateOutput, TrafficSync};
 pub use commit_status::report_commit_status;
 pub use mark_failed::{
-    human_cause, mark_failed, recorded_error, CaughtError, MarkFailedInput, MarkFailedOutput,
+    human_cause, mark_failed, recorded_error, CaughtError, MarkFailedDeps, MarkFailedInput,
+    MarkFailedOutput,
 };
 pub use prepare::{
-    artifact_path, prepare, PrepareInput, PrepareOutput, SOURCE_TYPE_GITHUB, SOURCE_TYPE_S3,
+    artifact_path, prepare, PrepareDeps, PrepareInput, PrepareOutput, SOURCE_TYPE_GITHUB,
+    SOURCE_TYPE_S3,
 };
-pub use prune::{prunable, prune, PruneInput, PruneOutput};
-pub use publish::{publish, PublishInput, PublishOutput};
+pub use prune::{prunable, prune, PruneDeps, PruneInput, PruneOutput};
+pub use publish::{publish, PublishDeps, PublishInput, PublishOutput};
 
 /// The real bucket names behind [`crate::model::Bucket`], as CodeBuild's overrides need them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,21 +61,10 @@ impl BucketNames {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct PipelineConfig {
-    /// The host names sites, previews and deployments answer at.
-    pub hosts: Hosts,
-    /// How a host name becomes a public URL (commit statuses and API views link to it).
-    pub urls: UrlTemplate,
-    pub buckets: BucketNames,
-    pub zip_limits: ZipLimits,
-    /// Concurrent object writes during Publish.
-    pub publish_concurrency: usize,
-}
-
-/// Everything the step handlers run against.
+/// Every port and setting the `deploy-site` tasks use. Only composition roots (`slipway dev`,
+/// the test kit) hold it whole; [`DeploySiteTasks::new`] hands each task its own share.
 #[derive(Clone)]
-pub struct Pipeline {
+pub struct SitePorts {
     pub objects: Arc<dyn ObjectStore>,
     pub state: Arc<dyn StateStore>,
     /// Points a target's address at what it serves.
@@ -82,7 +73,66 @@ pub struct Pipeline {
     pub repos: Arc<dyn RepoReader>,
     /// Where deployments from git report on their commits.
     pub statuses: Arc<dyn CommitStatuses>,
-    pub config: PipelineConfig,
+    pub addresses: Addresses,
+    pub buckets: BucketNames,
+    pub zip_limits: ZipLimits,
+    /// Concurrent object writes during Publish.
+    pub publish_concurrency: usize,
+}
+
+/// The task handlers of `deploy-site`, each with what it uses and nothing else.
+#[derive(Clone)]
+pub struct DeploySiteTasks {
+    pub prepare: PrepareDeps,
+    pub publish: PublishDeps,
+    pub activate: ActivateDeps,
+    pub prune: PruneDeps,
+    pub mark_failed: MarkFailedDeps,
+}
+
+impl DeploySiteTasks {
+    pub fn new(ports: SitePorts) -> Self {
+        let traffic = TrafficSync {
+            state: ports.state.clone(),
+            switch: ports.switch.clone(),
+        };
+        Self {
+            prepare: PrepareDeps {
+                state: ports.state.clone(),
+                objects: ports.objects.clone(),
+                repos: ports.repos,
+                statuses: ports.statuses.clone(),
+                buckets: ports.buckets,
+                zip_limits: ports.zip_limits,
+            },
+            publish: PublishDeps {
+                state: ports.state.clone(),
+                objects: ports.objects.clone(),
+                zip_limits: ports.zip_limits,
+                concurrency: ports.publish_concurrency,
+            },
+            activate: ActivateDeps {
+                traffic: traffic.clone(),
+                statuses: ports.statuses.clone(),
+                addresses: ports.addresses,
+            },
+            prune: PruneDeps {
+                state: ports.state.clone(),
+                objects: ports.objects.clone(),
+                switch: ports.switch,
+            },
+            mark_failed: MarkFailedDeps {
+                state: ports.state,
+                objects: ports.objects,
+                statuses: ports.statuses,
+            },
+        }
+    }
+
+    /// The share the API's rollback and promote and the webhook's preview removal use.
+    pub fn traffic(&self) -> &TrafficSync {
+        &self.activate.traffic
+    }
 }
 
 /// What a step reports when it fails. `name()` is what the state machine's Retry/Catch see.

@@ -3,15 +3,18 @@
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::{blocking_failed, report_commit_status, ArtifactRef, Pipeline, StepError};
+use super::{blocking_failed, report_commit_status, ArtifactRef, BucketNames, StepError};
 use crate::model::Bucket;
 use crate::model::{DeploymentSource, DeploymentStatus, GitSource, ObjectLocation, RoutingFlags};
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{CommitState, DeploymentPatch};
+use crate::ports::{
+    CommitState, CommitStatuses, DeploymentPatch, ObjectStore, RepoReader, StateStore,
+};
 use crate::site::build_plan::{decide, BuildDecision, BuildPlan, Framework, DETECTION_FILES};
 use crate::site::ranged::RangedReader;
-use crate::site::zipsafe::{open_archive, read_entry};
+use crate::site::zipsafe::{open_archive, read_entry, ZipLimits};
 
 /// Config files larger than this are not read for detection.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -48,7 +51,19 @@ pub struct PrepareOutput {
     pub framework: Option<Framework>,
 }
 
-pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput, StepError> {
+/// What Prepare uses: the records, the source (an archive or a commit), the commit's status,
+/// and the bucket names CodeBuild's overrides spell out.
+#[derive(Clone)]
+pub struct PrepareDeps {
+    pub state: Arc<dyn StateStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub repos: Arc<dyn RepoReader>,
+    pub statuses: Arc<dyn CommitStatuses>,
+    pub buckets: BucketNames,
+    pub zip_limits: ZipLimits,
+}
+
+pub async fn prepare(p: &PrepareDeps, input: PrepareInput) -> Result<PrepareOutput, StepError> {
     let site = p.state.get_site(&input.site).await?;
     // Fails early with DeploymentNotFound before touching the source.
     let deployment = p
@@ -56,7 +71,7 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
         .get_deployment(&input.site, &input.deployment_id)
         .await?;
     report_commit_status(
-        p,
+        p.statuses.as_ref(),
         &deployment,
         CommitState::Pending,
         &format!("Building {}", deployment.target),
@@ -84,11 +99,8 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
                 },
                 BuildDecision::Build(_) => build_output(),
             };
-            let source_location = format!(
-                "{}/{}",
-                p.config.buckets.name_of(location.bucket),
-                location.key
-            );
+            let source_location =
+                format!("{}/{}", p.buckets.name_of(location.bucket), location.key);
             (decision, artifact, SOURCE_TYPE_S3, source_location, None)
         }
         // A commit is always checked out by a build, even when it holds plain files.
@@ -162,7 +174,7 @@ pub async fn prepare(p: &Pipeline, input: PrepareInput) -> Result<PrepareOutput,
 
 /// Detection over a source zip; also returns the folder the zip wraps the site in, if any.
 async fn decide_archive(
-    p: &Pipeline,
+    p: &PrepareDeps,
     location: &ObjectLocation,
     prebuilt: bool,
 ) -> Result<(BuildDecision, Option<String>), StepError> {
@@ -173,7 +185,7 @@ async fn decide_archive(
         RangedReader::DEFAULT_CHUNK,
     )
     .await?;
-    let limits = p.config.zip_limits;
+    let limits = p.zip_limits;
     tokio::task::spawn_blocking(move || {
         let (mut archive, manifest) =
             open_archive(reader, &limits).map_err(StepError::SourceInvalid)?;
@@ -199,7 +211,7 @@ async fn decide_archive(
 }
 
 /// Detection over a commit, reading only the files detection looks at.
-async fn decide_git(p: &Pipeline, git: &GitSource) -> Result<BuildDecision, StepError> {
+async fn decide_git(p: &PrepareDeps, git: &GitSource) -> Result<BuildDecision, StepError> {
     let files = p.repos.list_files(git).await?;
     let mut contents = HashMap::new();
     for name in DETECTION_FILES {

@@ -4,13 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Pipeline, StepError};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::StepError;
 
 use crate::model::Bucket;
 use crate::model::{rollback_candidate, Deployment, LifecycleError, Preview, Traffic};
 use crate::names::{DeploymentId, SiteName, TargetName};
-use crate::ports::{Lifecycle, StateError};
+use crate::ports::{Lifecycle, ObjectStore, StateError, StateStore, TrafficSwitch};
 use crate::site::edge::deployment_prefix;
 
 use super::prepare::artifact_path;
@@ -66,7 +68,15 @@ pub fn prunable<'a>(
         .collect()
 }
 
-pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepError> {
+/// What Prune uses: the records, the files, and the switch that forgets a deployment's URL.
+#[derive(Clone)]
+pub struct PruneDeps {
+    pub state: Arc<dyn StateStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub switch: Arc<dyn TrafficSwitch>,
+}
+
+pub async fn prune(p: &PruneDeps, input: PruneInput) -> Result<PruneOutput, StepError> {
     let site = p.state.get_site(&input.site).await?;
     let deployments = p.state.list_deployments(&input.site).await?;
     let previews = p.state.list_previews(&input.site).await?;
@@ -88,7 +98,7 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
             Err(e) => return Err(e.into()),
         }
         p.switch.retire(deployment).await?;
-        let (objects, requests) = delete_files(p, deployment).await?;
+        let (objects, requests) = delete_files(p.objects.as_ref(), deployment).await?;
         output.deleted.push(deployment.id);
         output.objects_deleted += objects;
         output.requests += requests;
@@ -107,7 +117,7 @@ pub async fn prune(p: &Pipeline, input: PruneInput) -> Result<PruneOutput, StepE
 /// Removes a deployment's hosted files, its build artifact and its uploaded source.
 /// Returns (objects deleted, requests sent).
 pub(super) async fn delete_files(
-    p: &Pipeline,
+    store: &dyn ObjectStore,
     deployment: &Deployment,
 ) -> Result<(u64, u64), StepError> {
     let mut objects = 0;
@@ -123,15 +133,14 @@ pub(super) async fn delete_files(
         ),
     ];
     for (bucket, prefix) in prefixes {
-        let keys: Vec<String> = p
-            .objects
+        let keys: Vec<String> = store
             .list(bucket, &prefix)
             .await?
             .into_iter()
             .map(|o| o.key)
             .collect();
         if !keys.is_empty() {
-            requests += p.objects.delete_many(bucket, &keys).await?;
+            requests += store.delete_many(bucket, &keys).await?;
             objects += keys.len() as u64;
         }
     }
@@ -141,8 +150,7 @@ pub(super) async fn delete_files(
         .archive()
         .filter(|source| source.bucket == Bucket::Source && source.key.starts_with("uploads/"));
     if let Some(source) = upload {
-        requests += p
-            .objects
+        requests += store
             .delete_many(Bucket::Source, std::slice::from_ref(&source.key))
             .await?;
         objects += 1;

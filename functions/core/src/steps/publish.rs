@@ -15,16 +15,16 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::{blocking_failed, ArtifactRef, Pipeline, StepError};
+use super::{blocking_failed, ArtifactRef, StepError};
 use crate::model::Bucket;
 use crate::model::DeploymentStatus;
 use crate::names::{DeploymentId, SiteName};
-use crate::ports::{DeploymentPatch, ObjectBody, ObjectMeta};
+use crate::ports::{DeploymentPatch, ObjectBody, ObjectMeta, ObjectStore, StateStore};
 use crate::site::build_plan::{Framework, CONFIG_FILE};
 use crate::site::edge::deployment_prefix;
 use crate::site::headers::{cache_control_for_build, content_type_for};
 use crate::site::ranged::RangedReader;
-use crate::site::zipsafe::{open_archive, read_entry, stream_entry, ZipError};
+use crate::site::zipsafe::{open_archive, read_entry, stream_entry, ZipError, ZipLimits};
 
 /// Files up to this size travel whole; larger ones stream in chunks of this size.
 const INLINE_MAX: u64 = 4 * 1024 * 1024;
@@ -88,7 +88,17 @@ struct Upload {
     _buffered: Option<Arc<OwnedSemaphorePermit>>,
 }
 
-pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput, StepError> {
+/// What Publish uses: the record, the objects, and how hard to read and write them.
+#[derive(Clone)]
+pub struct PublishDeps {
+    pub state: Arc<dyn StateStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub zip_limits: ZipLimits,
+    /// Concurrent object writes.
+    pub concurrency: usize,
+}
+
+pub async fn publish(p: &PublishDeps, input: PublishInput) -> Result<PublishOutput, StepError> {
     let deployment = p
         .state
         .transition(
@@ -119,8 +129,8 @@ pub async fn publish(p: &Pipeline, input: PublishInput) -> Result<PublishOutput,
     let built = deployment.built;
     let framework = input.framework;
     let clean_urls = deployment.routing.clean_urls;
-    let limits = p.config.zip_limits;
-    let concurrency = p.config.publish_concurrency.max(1);
+    let limits = p.zip_limits;
+    let concurrency = p.concurrency.max(1);
     let (queue, mut uploads) = mpsc::channel::<Upload>(QUEUED_FILES.max(concurrency));
     let budget = Arc::new(Semaphore::new(BUFFERED_BYTES as usize));
     let runtime = tokio::runtime::Handle::current();
