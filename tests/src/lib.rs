@@ -299,3 +299,26 @@ pub fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
 pub fn write_zip(path: &Path, files: &[(&str, &[u8])]) {
     std::fs::write(path, zip_bytes(files)).unwrap();
 }
+
+/// Every file under `dir`, recursively, as `/`-separated paths relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap();
+                let parts: Vec<_> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_str().unwrap().to_owned())
+                    .collect();
+                found.push(parts.join("/"));
+            }
+        }
+    }
+    found.sort();
+    found
+}

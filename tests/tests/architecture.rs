@@ -1,9 +1,11 @@
 //! The architecture invariants `ARCHITECTURE.md` lists that the compiler alone does not keep:
-//! which crates may depend on what, and that core's modules import each other in one
-//! direction only.
+//! which crates may depend on what, that core's modules import each other in one direction
+//! only, and that nothing invalidates the CDN.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use slipway_tests::files_under;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -90,43 +92,37 @@ fn what_ships_to_lambda_never_links_the_embedded_runtime_or_the_test_kit() {
 fn core_imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = repo().join("functions/core/src");
     let mut graph = BTreeMap::new();
-    let mut pending = vec![src.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let relative = path.strip_prefix(&src).unwrap().with_extension("");
-            let module = relative
-                .to_str()
-                .unwrap()
-                .trim_end_matches("/mod")
-                .replace('/', "::");
-            // The step handlers are one module: they share helpers through `super`.
-            let module = match module.split_once("::") {
-                Some(("steps", _)) => "steps".to_owned(),
-                _ => module,
-            };
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap();
-            let imports = graph.entry(module.clone()).or_insert_with(BTreeSet::new);
-            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-                for (i, _) in line.match_indices("crate::") {
-                    let mut path = line[i + "crate::".len()..]
-                        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                        .next()
-                        .unwrap()
-                        .split("::");
-                    let first = path.next().unwrap_or_default().to_owned();
-                    let target = match (first.as_str(), path.next()) {
-                        ("site", Some(inner)) => format!("site::{inner}"),
-                        _ => first,
-                    };
-                    if target != module {
-                        imports.insert(target);
-                    }
+    for path in files_with(&src, &[".rs"]) {
+        let relative = path.strip_prefix(&src).unwrap().with_extension("");
+        let module = relative
+            .to_str()
+            .unwrap()
+            .trim_end_matches("/mod")
+            .replace('/', "::");
+        // A module folder is one module (the step handlers, a site module's parts): its files
+        // share helpers through `super`.
+        let module = match module.split("::").collect::<Vec<_>>()[..] {
+            ["steps", ..] => "steps".to_owned(),
+            ["site", inner, _, ..] => format!("site::{inner}"),
+            _ => module,
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let imports = graph.entry(module.clone()).or_insert_with(BTreeSet::new);
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let mut path = line[i + "crate::".len()..]
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                    .next()
+                    .unwrap()
+                    .split("::");
+                let first = path.next().unwrap_or_default().to_owned();
+                let target = match (first.as_str(), path.next()) {
+                    ("site", Some(inner)) => format!("site::{inner}"),
+                    _ => first,
+                };
+                if target != module {
+                    imports.insert(target);
                 }
             }
         }
@@ -168,4 +164,35 @@ fn core_modules_import_each_other_in_one_direction() {
             );
         }
     }
+}
+
+/// Every file under `dir` whose name ends with one of `extensions`.
+fn files_with(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|file| extensions.iter().any(|ext| file.ends_with(ext)))
+        .map(|file| dir.join(file))
+        .collect()
+}
+
+/// Deploys switch a key-value entry to an immutable prefix, so no cache is ever invalidated:
+/// no code calls CreateInvalidation and the stack grants it to no role.
+#[test]
+fn nothing_invalidates_the_cdn() {
+    let mut sources = files_with(&repo().join("functions"), &[".rs"]);
+    sources.extend(files_with(
+        &repo().join("infra"),
+        &[".yaml", ".yml", ".js", ".json"],
+    ));
+    sources.extend(files_with(&repo().join("statemachines"), &[".json"]));
+    assert!(sources.len() > 50, "found only {} files", sources.len());
+    let offenders: Vec<String> = sources
+        .iter()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).unwrap().to_lowercase();
+            text.contains("createinvalidation") || text.contains("create_invalidation")
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "invalidation in {offenders:?}");
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use slipway_aws::kvs::{self, KvsArn, KvsRoutes};
+use slipway_aws::kvs::{self, CloudFrontKvs, KvsArn};
 use slipway_aws::s3::S3Objects;
 use slipway_core::api::ControlPlane;
 use slipway_core::housekeeping::{fail_if_in_flight, sweep, ExecutionEnd, INTERRUPTED};
@@ -44,7 +44,7 @@ async fn aws_ports() -> (SitePorts, Arc<S3Objects>) {
         objects: objects.clone(),
         state: Arc::new(state),
         switch: Arc::new(KvsSwitch::new(
-            Arc::new(KvsRoutes::new(kvs::client(&moto), kvs_arn)),
+            Arc::new(CloudFrontKvs::new(kvs::client(&moto), kvs_arn)),
             Hosts::single("example.test"),
         )),
         repos: github.clone(),

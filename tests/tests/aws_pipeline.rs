@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use slipway_aws::kvs::{self, KvsRoutes};
-use slipway_aws::kvs_test_server::KvsTestServer;
+use slipway_aws::kvs::{self, CloudFrontKvs};
 use slipway_core::model::Bucket;
 use slipway_core::model::{Deployment, DeploymentStatus, ObjectLocation, RoutingFlags, Site};
 use slipway_core::names::{DeploymentId, SiteName};
@@ -30,6 +29,7 @@ use slipway_local::git::GitRepos;
 use slipway_local::objects::FsObjectStore;
 use slipway_local::sqlite::SqliteState;
 use slipway_local::workflow::{LocalDefinition, LocalWorkflow};
+use slipway_testkit::aws::kvs_server::KvsTestServer;
 use slipway_tests::{noise, zip_bytes};
 use time::OffsetDateTime;
 
@@ -283,7 +283,7 @@ async fn a_prebuilt_deploy_on_the_aws_adapters_ends_where_slipway_dev_ends() {
     let (objects, state, buckets) = fresh_stores().await;
     let kvs_client = kvs::client_for_endpoint(&moto, kvs_server.url());
     let aws_routes: Arc<dyn KeyValueStore> =
-        Arc::new(KvsRoutes::new(kvs_client, kvs_server.kvs_arn().clone()));
+        Arc::new(CloudFrontKvs::new(kvs_client, kvs_server.kvs_arn().clone()));
     let aws = site_ports(
         Arc::new(objects),
         Arc::new(state),

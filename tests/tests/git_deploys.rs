@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use slipway_core::webhook::WebhookSecret;
-use slipway_github::testing::FakeGithub;
+use slipway_testkit::github::FakeGithub;
 use slipway_tests::{describe, Dev};
 
 const SECRET: &str = "it's a secret to everybody";

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use slipway_tests::{describe, workspace_target, Dev};
+use slipway_tests::{describe, files_under, workspace_target, Dev};
 
 /// The published package served as a site; pinned so its file list and bytes are fixed.
 const SWAGGER_UI_DIST: &str = "swagger-ui-dist@5.35.0";
@@ -71,29 +71,6 @@ fn swagger_ui_dist() -> PathBuf {
         );
     }
     package
-}
-
-/// Every file under `dir`, as `/`-separated paths relative to it.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap();
-                let parts: Vec<_> = relative
-                    .components()
-                    .map(|c| c.as_os_str().to_str().unwrap().to_owned())
-                    .collect();
-                found.push(parts.join("/"));
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// The Content-Type a browser needs for each kind of file the package holds.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every Lambda function with `cargo lambda build --release` into
 # target/lambda/{function}/bootstrap, as the stack ships them, and checks each is an executable
-# for the architecture it was built for. Run by tests/run-all.sh and tests/tools/bench.sh,
+# for the architecture it was built for and that its zip stays within 4 MB. Run by
+# tests/run-all.sh and tests/tools/bench.sh,
 # after tests/tools/install.sh (cargo-lambda and zig live in .tools/venv).
 #
 # The stack runs the functions on arm64 (cargo-lambda.toml: `arm64 = true`). Cross-compiling
@@ -42,3 +43,21 @@ for function in "${lambda_functions[@]}"; do
     fi
 done
 echo "built ${#lambda_functions[@]} functions into target/lambda/*/bootstrap"
+
+# The design's budget: every function's zip (deflated, as cargo-lambda and SAM package it)
+# stays within 4 MB, so cold starts stay short. slipway-bench scenario 6 reports the figures.
+python3 - "${lambda_functions[@]}" <<'PY'
+import io, sys, zipfile
+MAX_ZIP_BYTES = 4_000_000
+over = []
+for function in sys.argv[1:]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(f"target/lambda/{function}/bootstrap", "bootstrap")
+    size = buffer.getbuffer().nbytes
+    print(f"  {function}: {size / 1e6:.2f} MB zipped")
+    if size > MAX_ZIP_BYTES:
+        over.append(function)
+if over:
+    sys.exit(f"over the 4 MB Lambda zip budget: {', '.join(over)}")
+PY

@@ -117,7 +117,7 @@ impl ResolveEndpoint for FixedUrl {
 
 /// [`KeyValueStore`] on one CloudFront KeyValueStore.
 #[derive(Debug, Clone)]
-pub struct KvsRoutes {
+pub struct CloudFrontKvs {
     client: Client,
     kvs_arn: KvsArn,
     max_conflict_retries: u32,
@@ -144,7 +144,7 @@ enum Failed {
     Other(KvsError),
 }
 
-impl KvsRoutes {
+impl CloudFrontKvs {
     pub fn new(client: Client, kvs_arn: KvsArn) -> Self {
         Self {
             client,
@@ -250,7 +250,7 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> KvsError {
 }
 
 #[async_trait]
-impl KeyValueStore for KvsRoutes {
+impl KeyValueStore for CloudFrontKvs {
     async fn get(&self, key: &str) -> Result<Option<String>, KvsError> {
         let got = self
             .client

@@ -15,8 +15,3 @@ pub mod kvs;
 pub mod s3;
 pub mod sfn;
 pub mod signing;
-
-#[cfg(feature = "test-server")]
-pub mod kvs_test_server;
-#[cfg(feature = "test-server")]
-pub mod signature_check;

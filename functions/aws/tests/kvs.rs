@@ -15,18 +15,18 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::{v4, v4a};
 use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use slipway_aws::kvs::{client_for_endpoint, KvsRoutes};
-use slipway_aws::kvs_test_server::{Handled, KvsTestServer, Operation};
+use slipway_aws::kvs::{client_for_endpoint, CloudFrontKvs};
 use slipway_core::ports::{KeyValueStore, KvsError, MAX_KVS_VALUE};
+use slipway_testkit::aws::kvs_server::{Handled, KvsTestServer, Operation};
 
 const HOST: &str = "docs.example.com";
 
-async fn start() -> (KvsTestServer, Client, KvsRoutes) {
+async fn start() -> (KvsTestServer, Client, CloudFrontKvs) {
     let server = KvsTestServer::start(support::ACCESS_KEY, support::SECRET_KEY)
         .await
         .expect("the KVS test server starts");
     let client = client_for_endpoint(&support::sdk_config(server.url()), server.url());
-    let routes = KvsRoutes::new(client.clone(), server.kvs_arn().clone());
+    let routes = CloudFrontKvs::new(client.clone(), server.kvs_arn().clone());
     (server, client, routes)
 }
 

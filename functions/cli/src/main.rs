@@ -4,8 +4,6 @@ mod archive;
 mod cli;
 mod client;
 mod commands;
-#[cfg(test)]
-mod fake_api;
 mod output;
 
 use std::ffi::OsString;

@@ -13,11 +13,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use slipway_aws::signature_check::{Scheme, SignatureCheck};
 use slipway_aws::signing::SERVICE;
 use slipway_core::api_types::{CreateSiteRequest, SiteView};
 use slipway_core::model::{RoutingFlags, Site};
 use slipway_core::names::SiteName;
+use slipway_testkit::aws::signature_check::{Scheme, SignatureCheck};
 use tokio::net::TcpListener;
 
 const ACCESS_KEY: &str = "AKIDSLIPWAYTEST";

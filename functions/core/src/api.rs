@@ -547,7 +547,7 @@ impl ControlPlane {
         } else {
             self.traffic
                 .state
-                .route_production(
+                .move_production(
                     &site.name,
                     &deployment.id,
                     displaced,

@@ -28,7 +28,7 @@ pub enum Decision {
     },
     /// Production serves `to` (rollback, roll forward or promote). The production deployment
     /// it served before becomes `displaced`; a preview deployment keeps its status.
-    RouteProduction {
+    MoveProduction {
         to: DeploymentId,
         displaced: Displaced,
         now: OffsetDateTime,
@@ -168,8 +168,8 @@ pub fn decide(decision: &Decision, snapshot: &Snapshot) -> Result<Step, Lifecycl
     let reader = Reader { snapshot };
     let result = match decision {
         Decision::Activate { id, now } => activate(&reader, *id, *now),
-        Decision::RouteProduction { to, displaced, now } => {
-            route_production(&reader, *to, *displaced, *now)
+        Decision::MoveProduction { to, displaced, now } => {
+            move_production(&reader, *to, *displaced, *now)
         }
         Decision::RemovePreview { target, now } => remove_preview(&reader, target, *now),
         Decision::DeleteDeployment { id } => delete_deployment(&reader, *id),
@@ -305,7 +305,7 @@ fn activate(r: &Reader<'_>, id: DeploymentId, now: OffsetDateTime) -> Result<Pla
     Ok(plan)
 }
 
-fn route_production(
+fn move_production(
     r: &Reader<'_>,
     to: DeploymentId,
     displaced: Displaced,

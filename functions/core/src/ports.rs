@@ -239,15 +239,15 @@ pub trait Lifecycle: StateStore {
         }
     }
 
-    /// Production serves `to` (see [`Decision::RouteProduction`]); returns it as written.
-    async fn route_production(
+    /// Production serves `to` (see [`Decision::MoveProduction`]); returns it as written.
+    async fn move_production(
         &self,
         site: &SiteName,
         to: &DeploymentId,
         displaced: Displaced,
         now: OffsetDateTime,
     ) -> Result<Deployment, StateError> {
-        let decision = Decision::RouteProduction {
+        let decision = Decision::MoveProduction {
             to: *to,
             displaced,
             now,

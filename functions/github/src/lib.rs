@@ -33,8 +33,6 @@ use slipway_core::names::RepoName;
 
 mod repo;
 mod statuses;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 /// GitHub.com's REST API. GitHub Enterprise Server serves it at `https://HOST/api/v3`.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";

@@ -5,8 +5,8 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{Method, StatusCode};
 use serde_json::json;
 use slipway_core::ports::{CommitState, CommitStatus, CommitStatuses, RepoError, RepoReader};
-use slipway_github::testing::FakeGithub;
 use slipway_github::GithubApi;
+use slipway_testkit::github::FakeGithub;
 
 mod common;
 

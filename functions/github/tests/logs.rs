@@ -9,8 +9,8 @@ use http::header::AUTHORIZATION;
 use http::StatusCode;
 use slipway_core::names::CommitSha;
 use slipway_core::ports::{CommitStatuses, RepoReader};
-use slipway_github::testing::FakeGithub;
 use slipway_github::{GithubApi, GithubToken};
+use slipway_testkit::github::FakeGithub;
 
 mod common;
 

@@ -10,7 +10,7 @@ use lambda_runtime::{service_fn, Error, IntoFunctionResponse, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use slipway_aws::dynamodb::{self, DynamoState};
-use slipway_aws::kvs::{self, KvsRoutes};
+use slipway_aws::kvs::{self, CloudFrontKvs};
 use slipway_aws::s3::{self, S3Objects};
 use slipway_core::site::edge::{Addresses, KvsSwitch};
 use slipway_core::site::zipsafe::ZipLimits;
@@ -49,7 +49,7 @@ impl<'a> AwsAdapters<'a> {
     }
 
     pub fn switch(&self) -> Arc<KvsSwitch> {
-        let kvs = KvsRoutes::new(kvs::client(self.sdk), self.settings.kvs_arn.clone());
+        let kvs = CloudFrontKvs::new(kvs::client(self.sdk), self.settings.kvs_arn.clone());
         Arc::new(KvsSwitch::new(Arc::new(kvs), self.settings.hosts.clone()))
     }
 

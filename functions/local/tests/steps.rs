@@ -362,7 +362,7 @@ async fn prune_keeps_retention_live_and_the_rollback_target() {
     }
     // Roll back to v1: v4 becomes rolled-back, v1 live; the rollback target is now v3.
     h.state
-        .route_production(
+        .move_production(
             &site,
             &ids[1],
             slipway_core::decisions::Displaced::RolledBack,

@@ -324,7 +324,7 @@ pub async fn activate_supersedes_the_previous_and_never_moves_backwards(store: &
 
     let later = now + time::Duration::seconds(1);
     let back = store
-        .route_production(&newer.site, &newer.id, Displaced::RolledBack, later)
+        .move_production(&newer.site, &newer.id, Displaced::RolledBack, later)
         .await
         .unwrap();
     assert_eq!(back.status, DeploymentStatus::Live);
@@ -340,14 +340,14 @@ pub async fn activate_supersedes_the_previous_and_never_moves_backwards(store: &
     );
     // Routing production to what it serves already changes nothing.
     let same = store
-        .route_production(&newer.site, &newer.id, Displaced::RolledBack, later)
+        .move_production(&newer.site, &newer.id, Displaced::RolledBack, later)
         .await
         .unwrap();
     assert_eq!(same, back);
     assert_eq!(status(store, &newest).await, DeploymentStatus::RolledBack);
     // Roll forward again to the rolled-back one.
     store
-        .route_production(&newest.site, &newest.id, Displaced::RolledBack, later)
+        .move_production(&newest.site, &newest.id, Displaced::RolledBack, later)
         .await
         .unwrap();
     assert_eq!(status(store, &newer).await, DeploymentStatus::RolledBack);
@@ -684,7 +684,7 @@ pub async fn promote_keeps_the_preview_deployment_live_and_supersedes_production
     // Promote: production serves the preview's deployment.
     let t1 = t0 + time::Duration::seconds(1);
     let promoted = store
-        .route_production(&preview.site, &preview.id, Displaced::Superseded, t1)
+        .move_production(&preview.site, &preview.id, Displaced::Superseded, t1)
         .await
         .unwrap();
     assert_eq!(
@@ -765,7 +765,7 @@ pub async fn rollback_after_a_promote_returns_to_the_production_deployment_befor
         .unwrap();
     let t1 = t0 + time::Duration::seconds(1);
     store
-        .route_production(&preview.site, &preview.id, Displaced::Superseded, t1)
+        .move_production(&preview.site, &preview.id, Displaced::Superseded, t1)
         .await
         .unwrap();
 
@@ -774,7 +774,7 @@ pub async fn rollback_after_a_promote_returns_to_the_production_deployment_befor
     assert_eq!(candidate.id, production.id);
     let t2 = t1 + time::Duration::seconds(1);
     let back = store
-        .route_production(&production.site, &production.id, Displaced::RolledBack, t2)
+        .move_production(&production.site, &production.id, Displaced::RolledBack, t2)
         .await
         .unwrap();
 
@@ -799,7 +799,7 @@ pub async fn rollback_after_a_promote_returns_to_the_production_deployment_befor
     store.create_deployment(&unpublished).await.unwrap();
     assert!(matches!(
         store
-            .route_production(
+            .move_production(
                 &unpublished.site,
                 &unpublished.id,
                 Displaced::RolledBack,

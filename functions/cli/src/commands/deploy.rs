@@ -308,7 +308,7 @@ mod tests {
 
     use super::*;
     use crate::client::Endpoint;
-    use crate::fake_api::{self, FakeApi, Request};
+    use slipway_testkit::fake_api::{self, FakeApi, Request};
 
     /// An API that creates deployment `id` and accepts its upload, answering polls with
     /// `poll(n)` for the n-th poll.

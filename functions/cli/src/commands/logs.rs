@@ -108,7 +108,7 @@ mod tests {
 
     use super::*;
     use crate::client::Endpoint;
-    use crate::fake_api::{self, FakeApi};
+    use slipway_testkit::fake_api::{self, FakeApi};
 
     fn logs_body(id: DeploymentId, status: DeploymentStatus, seqs: &[u64]) -> String {
         let lines = seqs

@@ -118,7 +118,7 @@ impl KvsSwitch {
 impl TrafficSwitch for KvsSwitch {
     async fn expose(&self, deployment: &Deployment) -> Result<(), SwitchError> {
         let host = self.hosts.deployment(&deployment.id, &deployment.site);
-        let value = route_value(&deployment.site, &deployment.id, deployment.routing);
+        let value = kvs_value(&deployment.site, &deployment.id, deployment.routing);
         Ok(self.routes.put(&host, &value).await?)
     }
 
@@ -131,7 +131,7 @@ impl TrafficSwitch for KvsSwitch {
         let host = self.hosts.target(target, site);
         match serving {
             Some(Serving { stable, .. }) => {
-                let value = route_value(site, &stable.id, stable.routing);
+                let value = kvs_value(site, &stable.id, stable.routing);
                 self.routes.put(&host, &value).await?;
             }
             None => self.routes.delete(&host).await?,
@@ -147,7 +147,7 @@ impl TrafficSwitch for KvsSwitch {
 
 /// `{site}/{deployment}`, then `;` and one letter per flag when any is set:
 /// `s` for SPA fallback, `c` for clean URLs. Far below the 1 KB value limit.
-pub fn route_value(site: &SiteName, deployment: &DeploymentId, flags: RoutingFlags) -> String {
+pub fn kvs_value(site: &SiteName, deployment: &DeploymentId, flags: RoutingFlags) -> String {
     let mut value = format!("{site}/{deployment}");
     if flags.spa || flags.clean_urls {
         value.push(';');
@@ -171,11 +171,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_values_carry_version_and_flags() {
+    fn kvs_values_carry_version_and_flags() {
         let site = SiteName::parse("docs").unwrap();
         let id = DeploymentId::parse("01jd0000000000000000000000").unwrap();
         assert_eq!(
-            route_value(&site, &id, RoutingFlags::default()),
+            kvs_value(&site, &id, RoutingFlags::default()),
             "docs/01jd0000000000000000000000"
         );
         let both = RoutingFlags {
@@ -183,7 +183,7 @@ mod tests {
             clean_urls: true,
         };
         assert_eq!(
-            route_value(&site, &id, both),
+            kvs_value(&site, &id, both),
             "docs/01jd0000000000000000000000;sc"
         );
         let hosts = Hosts {

@@ -209,3 +209,96 @@ pub struct ArtifactRef {
 fn blocking_failed(e: tokio::task::JoinError) -> StepError {
     StepError::Objects(ObjectStoreError::Unavailable(Box::new(e)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Bucket, DeploymentStatus, LifecycleError};
+    use crate::names::{CommitSha, RepoName};
+    use crate::ports::KvsError;
+
+    /// The error names a step reports, one per case `name()` distinguishes.
+    fn one_of_each() -> Vec<StepError> {
+        let site = SiteName::parse("docs").unwrap();
+        let id = DeploymentId::generate();
+        let repo = RepoName::parse("acme/docs").unwrap();
+        let sha = CommitSha::parse(&"a".repeat(40)).unwrap();
+        let key = "k".to_owned();
+        let down = || "down".into();
+        vec![
+            StepError::SourceInvalid(ZipError::NotAZip),
+            StepError::BuildConfigInvalid(PlanError::NoBuildScript),
+            StepError::ArtifactInvalid(ZipError::Truncated),
+            StepError::InvalidInput(serde_json::from_str::<u8>("x").unwrap_err()),
+            StepError::State(StateError::SiteExists(site.clone())),
+            StepError::State(StateError::SiteNotFound(site)),
+            StepError::State(StateError::DeploymentNotFound(id)),
+            StepError::State(StateError::Lifecycle(LifecycleError::InUse {
+                id,
+                status: DeploymentStatus::Live,
+            })),
+            StepError::State(StateError::Unavailable(down())),
+            StepError::Objects(ObjectStoreError::NotFound {
+                bucket: Bucket::Source,
+                key: key.clone(),
+            }),
+            StepError::Objects(ObjectStoreError::InvalidKey(key.clone())),
+            StepError::Objects(ObjectStoreError::ShortBody {
+                expected: 2,
+                actual: 1,
+            }),
+            StepError::Objects(ObjectStoreError::Unavailable(down())),
+            StepError::Switch(SwitchError::Routes(KvsError::Conflict { key, attempts: 3 })),
+            StepError::Repo(RepoError::NotFound {
+                repo: repo.clone(),
+                sha: sha.clone(),
+                reason: "gone".into(),
+            }),
+            StepError::Repo(RepoError::TooLarge { repo, sha }),
+            StepError::Repo(RepoError::Unavailable(down())),
+        ]
+    }
+
+    /// No wildcard: a new error variant does not compile until [`one_of_each`] covers it.
+    fn covered(error: &StepError) {
+        match error {
+            StepError::SourceInvalid(_)
+            | StepError::BuildConfigInvalid(_)
+            | StepError::ArtifactInvalid(_)
+            | StepError::InvalidInput(_)
+            | StepError::State(
+                StateError::SiteExists(_)
+                | StateError::SiteNotFound(_)
+                | StateError::DeploymentNotFound(_)
+                | StateError::Lifecycle(_)
+                | StateError::Unavailable(_),
+            )
+            | StepError::Objects(
+                ObjectStoreError::NotFound { .. }
+                | ObjectStoreError::InvalidKey(_)
+                | ObjectStoreError::ShortBody { .. }
+                | ObjectStoreError::Unavailable(_),
+            )
+            | StepError::Switch(SwitchError::Routes(_))
+            | StepError::Repo(
+                RepoError::NotFound { .. } | RepoError::TooLarge { .. } | RepoError::Unavailable(_),
+            ) => {}
+        }
+    }
+
+    #[test]
+    fn every_name_a_step_reports_is_listed_and_every_listed_name_is_reported() {
+        let errors = one_of_each();
+        errors.iter().for_each(covered);
+        let reported: std::collections::BTreeSet<&str> =
+            errors.iter().map(StepError::name).collect();
+        let listed: std::collections::BTreeSet<&str> = StepError::NAMES.iter().copied().collect();
+        assert_eq!(reported, listed);
+        for name in StepError::RETRYABLE {
+            assert!(
+                listed.contains(name),
+                "{name} is retryable but never reported"
+            );
+        }
+    }
+}

@@ -3,8 +3,8 @@
 use slipway_core::model::GitSource;
 use slipway_core::names::{BranchName, CommitSha, RepoName, RootDir};
 use slipway_core::ports::{CommitState, CommitStatus, StatusError};
-use slipway_github::testing::RecordedRequest;
 use slipway_github::{GithubConfig, GithubToken};
+use slipway_testkit::github::RecordedRequest;
 
 pub const TOKEN: &str = "ghp_TopSecretToken123";
 

@@ -295,7 +295,7 @@ mod tests {
     use slipway_core::model::RoutingFlags;
     use slipway_core::names::{DeploymentId, SiteName};
     use slipway_core::ports::ObjectMeta;
-    use slipway_core::site::edge::{route_value, Hosts};
+    use slipway_core::site::edge::{kvs_value, Hosts};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::oneshot;
 
@@ -369,7 +369,7 @@ mod tests {
             let id = DeploymentId::parse(id).unwrap();
             let host = Hosts::single("localhost").production(&site);
             self.kvs
-                .put(&host, &route_value(&site, &id, flags))
+                .put(&host, &kvs_value(&site, &id, flags))
                 .await
                 .unwrap();
         }

@@ -4,7 +4,7 @@
 //! ETag gets `ConflictException`) and the 1 KB value limit, and it verifies every request's
 //! SigV4A signature against the credentials it was started with.
 //!
-//! Connect with [`crate::kvs::client_for_endpoint`] and the same credentials.
+//! Connect with [`slipway_aws::kvs::client_for_endpoint`] and the same credentials.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,8 +22,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::kvs::KvsArn;
-use crate::signature_check::{Scheme, SignatureCheck};
+use super::signature_check::{Scheme, SignatureCheck};
+use slipway_aws::kvs::KvsArn;
 use slipway_core::ports::MAX_KVS_VALUE;
 
 /// The account in the server's store ARN (the SDK would put it in front of a real host).
