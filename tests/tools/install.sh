@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools tests/run-all.sh needs into ignored folders, from the package registries:
 #   .tools/venv                moto (the emulator), cfn-lint, sam, aws, cargo-lambda (+ zig),
-#                              schemathesis (st, which fuzzes slipway dev against infra/api/openapi.yaml)
+#                              schemathesis (st, which fuzzes slipway dev against infra/api/openapi.yaml),
+#                              awslambdaric (slipway dev runs Python functions under it)
 #   tests/tools/node_modules   asl-validator
 #   .tools/cargo/bin/s3s-fs    the S3 emulator that checks SigV4 signatures
 #   rclone                     from the system's apt (Debian's package), when it is not on PATH:

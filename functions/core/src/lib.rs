@@ -1,7 +1,7 @@
 //! slipway's domain: names and ids, deployments and their lifecycle, the ports the pipeline
 //! runs against, and the pipeline's step handlers. Nothing here knows about AWS.
 //!
-//! - The lifecycle's decisions (activate, route production, remove a preview, delete a
+//! - The lifecycle's decisions (activate, move production, remove a preview, delete a
 //!   deployment's record) live in [`decisions`], as pure functions over a snapshot of the
 //!   records they read. Stores run them through [`ports::StateStore::commit`] and only read
 //!   and apply the plan they return; no store or handler makes these decisions itself.
@@ -25,6 +25,7 @@ pub mod model;
 pub mod names;
 pub mod ports;
 pub mod records;
+pub mod service;
 pub mod site;
 pub mod steps;
 pub mod trigger;

@@ -26,6 +26,8 @@ pub enum NameError {
     Commit(String),
     #[error("root directory must be a relative path without `.`, `..` or empty segments: {0:?}")]
     RootDir(String),
+    #[error("service name must be 1 to 63 lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit: {0:?}")]
+    Service(String),
 }
 
 /// A site's name: one DNS label, so `{site}.example.com` is always a valid host.
@@ -217,6 +219,32 @@ impl TargetName {
     }
 }
 
+/// A backend service's name, unique within its site: one DNS label without `--` (as a site's
+/// name), starting with a letter so it is also a valid identifier prefix
+/// (`{NAME}_SERVICE_URL`). Its own host is `{service}--{site}` under the services domain, which
+/// no preview or deployment host shares.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        if !is_dns_label(raw) || !raw.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(NameError::Service(raw.to_owned()));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name in environment variables: upper case, `-` as `_` (`auth-api` → `AUTH_API`).
+    pub fn env_prefix(&self) -> String {
+        self.0.to_ascii_uppercase().replace('-', "_")
+    }
+}
+
 /// A GitHub repository, `owner/name`, compared without regard to case as GitHub does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -384,11 +412,45 @@ macro_rules! string_newtype {
     )*};
 }
 
-string_newtype!(SiteName, TargetName, RepoName, BranchName, CommitSha, RootDir);
+string_newtype!(
+    SiteName,
+    ServiceName,
+    TargetName,
+    RepoName,
+    BranchName,
+    CommitSha,
+    RootDir
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_names_are_dns_labels_that_start_with_a_letter() {
+        for good in ["api", "auth-api", "v2", &"a".repeat(63)] {
+            assert!(ServiceName::parse(good).is_ok(), "{good} should parse");
+        }
+        for bad in [
+            "",
+            "2fa",
+            "-api",
+            "api-",
+            "auth--api",
+            "Api",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(ServiceName::parse(bad), Err(NameError::Service(_))),
+                "{bad:?} should be refused"
+            );
+        }
+        assert_eq!(
+            ServiceName::parse("auth-api").unwrap().env_prefix(),
+            "AUTH_API"
+        );
+    }
 
     #[test]
     fn site_names_follow_dns_label_rules() {
