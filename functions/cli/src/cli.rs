@@ -36,6 +36,11 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// How client commands reach the API; valid before or after the subcommand, as
+    /// `aws --endpoint-url` is.
+    #[command(flatten)]
+    pub connection: ClientArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -107,9 +112,6 @@ impl ServerArgs {
 pub struct DevArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Require this bearer token on API requests.
-    #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
     #[command(flatten)]
     pub github: GithubArgs,
 }
@@ -149,29 +151,30 @@ pub struct DemoArgs {
     pub exit: bool,
 }
 
-/// How client commands reach the API.
+/// How client commands reach the API (global: before or after the subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The control-plane API: `slipway dev`'s address, or the stack's ApiUrl output
     /// (https://{api-id}.execute-api.{region}.amazonaws.com).
-    #[arg(long, env = "SLIPWAY_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, env = "SLIPWAY_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
     pub endpoint: Endpoint,
-    /// Sent as `Authorization: Bearer TOKEN` (for `slipway dev --token`; never to AWS).
-    #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true)]
+    /// The API's bearer token: client commands send it (`Authorization: Bearer TOKEN`, never
+    /// to AWS), and `slipway dev --token` requires it on every API request.
+    #[arg(long, env = "SLIPWAY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Sign requests with AWS credentials (SigV4) even though the endpoint is not an
     /// execute-api host name, e.g. an API Gateway custom domain. Requests to
     /// *.execute-api.{region}.amazonaws.com are always signed.
-    #[arg(long, env = "SLIPWAY_SIGV4", value_parser = BoolishValueParser::new())]
+    #[arg(long, env = "SLIPWAY_SIGV4", value_parser = BoolishValueParser::new(), global = true)]
     pub sigv4: bool,
     /// The AWS profile whose credentials sign requests, and nothing else, as with
     /// `aws --profile`. Without it: the environment's keys, then AWS_PROFILE or `default`
     /// (SSO included), then a container or instance role.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", global = true)]
     pub profile: Option<String>,
     /// The AWS region requests are signed for. Without it: the region in an execute-api
     /// endpoint, then AWS_REGION or the profile's region.
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", global = true)]
     pub region: Option<String>,
 }
 
@@ -256,22 +259,15 @@ pub struct SitesCreateArgs {
     /// The app's directory inside the repository (a monorepo): builds run there.
     #[arg(long, value_name = "DIR", requires = "repo")]
     pub root: Option<RootDir>,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct SitesListArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-}
+pub struct SitesListArgs {}
 
 #[derive(Debug, Args)]
 pub struct SitesShowArgs {
     /// The site to show.
     pub name: SiteName,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -293,16 +289,12 @@ pub struct DeployArgs {
     /// for it to go live.
     #[arg(long)]
     pub no_wait: bool,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DeploymentsArgs {
     /// The site whose deployments to list.
     pub site: SiteName,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -312,8 +304,6 @@ pub struct RollbackArgs {
     /// The deployment to make live; defaults to the previously live one.
     #[arg(long, value_name = "ID")]
     pub to: Option<DeploymentId>,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -323,16 +313,12 @@ pub struct PromoteArgs {
     /// A preview target (`pr-12`, `feature-x`: see `slipway previews`) or a deployment id.
     #[arg(long, value_name = "TARGET|ID")]
     pub from: String,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PreviewsArgs {
     /// The site whose previews to list.
     pub site: SiteName,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -342,8 +328,6 @@ pub struct LogsArgs {
     /// Keep printing new lines until the deployment finishes.
     #[arg(long)]
     pub follow: bool,
-    #[command(flatten)]
-    pub client: ClientArgs,
 }
 
 /// How long `deploy` waits for a deployment to finish; whole seconds, at least one.
@@ -414,8 +398,8 @@ impl Cli {
     /// Checks across flags that clap cannot express; a conflict is a usage error (exit 2)
     /// like any other, raised before anything runs.
     pub fn checked(self) -> Result<Self, clap::Error> {
-        if let Some(client) = self.command.client_args() {
-            if let Err(conflict) = client.auth() {
+        if self.command.is_client() {
+            if let Err(conflict) = self.connection.auth() {
                 return Err(
                     Cli::command().error(clap::error::ErrorKind::ArgumentConflict, conflict)
                 );
@@ -426,19 +410,9 @@ impl Cli {
 }
 
 impl Command {
-    fn client_args(&self) -> Option<&ClientArgs> {
-        match self {
-            Command::Dev(_) | Command::Demo(_) => None,
-            Command::Sites(SitesCommand::Create(args)) => Some(&args.client),
-            Command::Sites(SitesCommand::List(args)) => Some(&args.client),
-            Command::Sites(SitesCommand::Show(args)) => Some(&args.client),
-            Command::Deploy(args) => Some(&args.client),
-            Command::Deployments(args) => Some(&args.client),
-            Command::Rollback(args) => Some(&args.client),
-            Command::Promote(args) => Some(&args.client),
-            Command::Previews(args) => Some(&args.client),
-            Command::Logs(args) => Some(&args.client),
-        }
+    /// Whether the command talks to the API (the servers ignore the connection options).
+    fn is_client(&self) -> bool {
+        !matches!(self, Command::Dev(_) | Command::Demo(_))
     }
 
     /// Servers log their work by default; client commands stay quiet unless asked.
@@ -484,10 +458,8 @@ mod tests {
         clear_env();
         let args: Vec<&str> = ["sites", "list"].iter().chain(args).copied().collect();
         let cli = parse(&args).and_then(Cli::checked)?;
-        match cli.command {
-            Command::Sites(SitesCommand::List(list)) => Ok(list.client),
-            other => panic!("not sites list: {other:?}"),
-        }
+        assert!(matches!(cli.command, Command::Sites(SitesCommand::List(_))));
+        Ok(cli.connection)
     }
 
     const AWS_API: &str = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
@@ -536,14 +508,8 @@ mod tests {
         std::env::set_var("SLIPWAY_SIGV4", "0");
         let off = parse(&["sites", "list", "--endpoint", "https://api.example.com"]);
         clear_env();
-        let Command::Sites(SitesCommand::List(from_env)) = from_env.unwrap().command else {
-            panic!("not sites list")
-        };
-        assert!(from_env.client.sigv4);
-        let Command::Sites(SitesCommand::List(off)) = off.unwrap().command else {
-            panic!("not sites list")
-        };
-        assert!(!off.client.sigv4);
+        assert!(from_env.unwrap().connection.sigv4);
+        assert!(!off.unwrap().connection.sigv4);
     }
 
     #[test]
@@ -591,7 +557,6 @@ mod tests {
         assert_eq!(dev.server.state_dir, PathBuf::from(".slipway"));
         assert_eq!(dev.server.api_addr, "127.0.0.1:7070".parse().unwrap());
         assert_eq!(dev.server.edge_addr, "127.0.0.1:7080".parse().unwrap());
-        assert_eq!(dev.token, None);
 
         let cli = parse_clean(&[
             "dev",
@@ -606,13 +571,13 @@ mod tests {
             "--json",
         ]);
         assert!(cli.json);
+        assert_eq!(cli.connection.token.as_deref(), Some("t0k"));
         let Command::Dev(dev) = cli.command else {
             panic!("not dev")
         };
         assert_eq!(dev.server.state_dir, PathBuf::from("/tmp/s"));
         assert_eq!(dev.server.api_addr.port(), 0);
         assert_eq!(dev.server.edge_addr, "0.0.0.0:9000".parse().unwrap());
-        assert_eq!(dev.token.as_deref(), Some("t0k"));
     }
 
     #[test]
@@ -625,7 +590,9 @@ mod tests {
         assert!(demo.exit);
         assert_eq!(demo.server.api_addr.port(), 0);
         assert_eq!(demo.server.state_dir, PathBuf::from(".slipway"));
-        assert!(parse(&["demo", "--token", "x"]).is_err());
+        // The demo's server requires the token, and its own requests send it.
+        let cli = parse_clean(&["demo", "--token", "x"]);
+        assert_eq!(cli.connection.token.as_deref(), Some("x"));
     }
 
     #[test]
@@ -646,7 +613,6 @@ mod tests {
         assert_eq!(create.name.as_str(), "docs");
         assert!(create.spa && create.clean_urls);
         assert_eq!(create.retain, Some(5));
-        assert_eq!(create.client.endpoint.to_string(), DEFAULT_ENDPOINT);
 
         let Command::Sites(SitesCommand::Create(plain)) =
             parse_clean(&["sites", "create", "blog"]).command
@@ -792,26 +758,72 @@ mod tests {
         std::env::remove_var("SLIPWAY_ENDPOINT");
         std::env::remove_var("SLIPWAY_TOKEN");
 
-        let Command::Sites(SitesCommand::List(env_args)) = from_env.unwrap().command else {
-            panic!("not sites list")
-        };
-        assert_eq!(env_args.client.endpoint.to_string(), "http://10.0.0.5:9000");
-        assert_eq!(env_args.client.token.as_deref(), Some("from-env"));
+        let env_args = from_env.unwrap().connection;
+        assert_eq!(env_args.endpoint.to_string(), "http://10.0.0.5:9000");
+        assert_eq!(env_args.token.as_deref(), Some("from-env"));
 
-        let Command::Sites(SitesCommand::List(flag_args)) = from_flags.unwrap().command else {
-            panic!("not sites list")
-        };
-        assert_eq!(
-            flag_args.client.endpoint.to_string(),
-            "http://127.0.0.1:1234"
-        );
-        assert_eq!(flag_args.client.token.as_deref(), Some("from-flag"));
+        let flag_args = from_flags.unwrap().connection;
+        assert_eq!(flag_args.endpoint.to_string(), "http://127.0.0.1:1234");
+        assert_eq!(flag_args.token.as_deref(), Some("from-flag"));
 
         // The server side reads the same variable, so one export configures both.
-        let Command::Dev(dev) = dev.unwrap().command else {
-            panic!("not dev")
-        };
-        assert_eq!(dev.token.as_deref(), Some("from-env"));
+        assert_eq!(dev.unwrap().connection.token.as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn connection_options_and_output_flags_work_before_the_subcommand_too() {
+        for args in [
+            &[
+                "--endpoint",
+                "http://127.0.0.1:1234",
+                "--token",
+                "t0k",
+                "--json",
+                "sites",
+                "list",
+            ][..],
+            &[
+                "sites",
+                "--endpoint",
+                "http://127.0.0.1:1234",
+                "list",
+                "--token",
+                "t0k",
+                "--json",
+            ],
+            &[
+                "sites",
+                "list",
+                "--endpoint",
+                "http://127.0.0.1:1234",
+                "--token",
+                "t0k",
+                "--json",
+            ],
+        ] {
+            let cli = parse_clean(args).checked().unwrap();
+            assert!(cli.json, "{args:?}");
+            assert_eq!(cli.connection.endpoint.to_string(), "http://127.0.0.1:1234");
+            assert_eq!(cli.connection.token.as_deref(), Some("t0k"));
+            assert!(matches!(cli.command, Command::Sites(SitesCommand::List(_))));
+        }
+        let cli = parse_clean(&[
+            "-v",
+            "--endpoint",
+            AWS_API,
+            "--profile",
+            "prod",
+            "deployments",
+            "docs",
+        ]);
+        assert_eq!(cli.verbose, 1);
+        assert_eq!(
+            cli.connection.auth().unwrap(),
+            ApiAuth::SigV4 {
+                profile: Some("prod"),
+                region: None
+            }
+        );
     }
 
     #[test]

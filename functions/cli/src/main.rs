@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     init_tracing(&cli);
     let output = Output::new(cli.json);
     let verbose = cli.verbose > 0;
-    match commands::run(cli.command, output).await {
+    match commands::run(cli.command, cli.connection, output).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             report(&err, output, verbose);

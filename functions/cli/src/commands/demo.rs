@@ -52,9 +52,10 @@ struct DemoSummary {
     outcome: DeploymentOutcome,
 }
 
-pub async fn run(args: DemoArgs, output: Output) -> anyhow::Result<()> {
-    let server =
-        super::dev::start(&args.server, None, super::dev::github(GithubArgs::off())?).await?;
+/// With `token`, the server requires it and the demo's own requests send it.
+pub async fn run(args: DemoArgs, token: Option<String>, output: Output) -> anyhow::Result<()> {
+    let github = super::dev::github(GithubArgs::off())?;
+    let server = super::dev::start(&args.server, token.clone(), github).await?;
     output.note(format!(
         "slipway dev is running: API {}, edge {}",
         server.api_url(),
@@ -62,7 +63,7 @@ pub async fn run(args: DemoArgs, output: Output) -> anyhow::Result<()> {
     ));
     // Ctrl-C during the deploy still shuts the server down cleanly.
     let mut result = tokio::select! {
-        result = deploy_example(&server, &args, output) => result,
+        result = deploy_example(&server, &args, token, output) => result,
         signal = super::dev::shutdown_signal() => match signal {
             Ok(()) => Err(DemoError::Interrupted.into()),
             Err(err) => Err(err.into()),
@@ -76,9 +77,14 @@ pub async fn run(args: DemoArgs, output: Output) -> anyhow::Result<()> {
     result
 }
 
-async fn deploy_example(server: &DevServer, args: &DemoArgs, output: Output) -> anyhow::Result<()> {
+async fn deploy_example(
+    server: &DevServer,
+    args: &DemoArgs,
+    token: Option<String>,
+    output: Output,
+) -> anyhow::Result<()> {
     let endpoint = Endpoint::parse(&server.api_url())?;
-    let client = ApiClient::new(endpoint.clone(), None)?;
+    let client = ApiClient::new(endpoint.clone(), token)?;
     let site = SiteName::parse(EXAMPLE)?;
     ensure_site(&client, &site, output).await?;
 

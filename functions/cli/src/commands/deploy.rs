@@ -63,8 +63,7 @@ pub enum Wait {
     Until(WaitTimeout),
 }
 
-pub async fn run(args: DeployArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client).await?;
+pub async fn run(args: DeployArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     let contents = if args.prebuilt {
         Contents::Prebuilt
     } else {

@@ -6,10 +6,10 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::cli::DeploymentsArgs;
+use crate::client::ApiClient;
 use crate::output::{table, Output};
 
-pub async fn run(args: DeploymentsArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client).await?;
+pub async fn run(args: DeploymentsArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     let deployments = client.list_deployments(&args.site).await?;
     output.result(&deployments, || render(&deployments));
     Ok(())

@@ -18,8 +18,8 @@ struct DevInfo {
     state_dir: PathBuf,
 }
 
-pub async fn run(args: DevArgs, output: Output) -> anyhow::Result<()> {
-    let server = start(&args.server, args.token, github(args.github)?).await?;
+pub async fn run(args: DevArgs, token: Option<String>, output: Output) -> anyhow::Result<()> {
+    let server = start(&args.server, token, github(args.github)?).await?;
     let info = DevInfo {
         api_url: server.api_url(),
         edge_url: server.edge_url(),

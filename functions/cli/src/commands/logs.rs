@@ -23,8 +23,7 @@ struct LogsReport {
     error: Option<RecordedError>,
 }
 
-pub async fn run(args: LogsArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client).await?;
+pub async fn run(args: LogsArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     let report = gather(&client, output, &args.id, args.follow).await?;
     if output.is_json() {
         output.result(&report, String::new);

@@ -19,17 +19,24 @@ use crate::cli::{ApiAuth, ClientArgs, Command};
 use crate::client::{ApiClient, ClientError};
 use crate::output::Output;
 
-pub async fn run(command: Command, output: Output) -> anyhow::Result<()> {
-    match command {
-        Command::Dev(args) => dev::run(args, output).await,
-        Command::Demo(args) => demo::run(args, output).await,
-        Command::Sites(command) => sites::run(command, output).await,
-        Command::Deploy(args) => deploy::run(args, output).await,
-        Command::Deployments(args) => deployments::run(args, output).await,
-        Command::Rollback(args) => rollback::run(args, output).await,
-        Command::Promote(args) => promote::run(args, output).await,
-        Command::Previews(args) => previews::run(args, output).await,
-        Command::Logs(args) => logs::run(args, output).await,
+/// Runs `command`. Client commands reach the API as `connection` says; `slipway dev` and
+/// `slipway demo` take only its token (the one they require).
+pub async fn run(command: Command, connection: ClientArgs, output: Output) -> anyhow::Result<()> {
+    let client_command = match command {
+        Command::Dev(args) => return dev::run(args, connection.token, output).await,
+        Command::Demo(args) => return demo::run(args, connection.token, output).await,
+        client_command => client_command,
+    };
+    let client = client(connection).await?;
+    match client_command {
+        Command::Sites(command) => sites::run(command, &client, output).await,
+        Command::Deploy(args) => deploy::run(args, &client, output).await,
+        Command::Deployments(args) => deployments::run(args, &client, output).await,
+        Command::Rollback(args) => rollback::run(args, &client, output).await,
+        Command::Promote(args) => promote::run(args, &client, output).await,
+        Command::Previews(args) => previews::run(args, &client, output).await,
+        Command::Logs(args) => logs::run(args, &client, output).await,
+        Command::Dev(_) | Command::Demo(_) => unreachable!("handled above"),
     }
 }
 

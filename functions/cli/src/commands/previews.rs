@@ -1,10 +1,10 @@
 //! `slipway previews NAME`.
 
 use crate::cli::PreviewsArgs;
+use crate::client::ApiClient;
 use crate::output::{table, Output};
 
-pub async fn run(args: PreviewsArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client).await?;
+pub async fn run(args: PreviewsArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     let previews = client.list_previews(&args.site).await?;
     output.result(&previews, || {
         if previews.is_empty() {

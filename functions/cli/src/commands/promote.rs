@@ -3,10 +3,10 @@
 use slipway_core::api_types::PromoteRequest;
 
 use crate::cli::PromoteArgs;
+use crate::client::ApiClient;
 use crate::output::Output;
 
-pub async fn run(args: PromoteArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client).await?;
+pub async fn run(args: PromoteArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     let outcome = client
         .promote(&args.site, &PromoteRequest { from: args.from })
         .await?;

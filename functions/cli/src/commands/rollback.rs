@@ -3,10 +3,10 @@
 use slipway_core::api_types::RollbackRequest;
 
 use crate::cli::RollbackArgs;
+use crate::client::ApiClient;
 use crate::output::Output;
 
-pub async fn run(args: RollbackArgs, output: Output) -> anyhow::Result<()> {
-    let client = super::client(args.client).await?;
+pub async fn run(args: RollbackArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     let outcome = client
         .rollback(&args.site, &RollbackRequest { to: args.to })
         .await?;

@@ -3,12 +3,12 @@
 use slipway_core::api_types::{CreateSiteRequest, SiteView};
 
 use crate::cli::SitesCommand;
+use crate::client::ApiClient;
 use crate::output::{table, Output};
 
-pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
+pub async fn run(command: SitesCommand, client: &ApiClient, output: Output) -> anyhow::Result<()> {
     match command {
         SitesCommand::Create(args) => {
-            let client = super::client(args.client).await?;
             let request = CreateSiteRequest {
                 name: args.name.to_string(),
                 spa: args.spa,
@@ -21,8 +21,7 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
             let site = client.create_site(&request).await?;
             output.result(&site, || format!("created {}: {}", site.name, site.url));
         }
-        SitesCommand::List(args) => {
-            let client = super::client(args.client).await?;
+        SitesCommand::List(_) => {
             let sites = client.list_sites().await?;
             output.result(&sites, || {
                 if sites.is_empty() {
@@ -43,7 +42,6 @@ pub async fn run(command: SitesCommand, output: Output) -> anyhow::Result<()> {
             });
         }
         SitesCommand::Show(args) => {
-            let client = super::client(args.client).await?;
             let view = client.get_site(&args.name).await?;
             output.result(&view, || {
                 let created = super::deployments::timestamp(view.created_at);

@@ -1,6 +1,9 @@
 //! What only backend services need: how a service's function is configured (runtime, handler,
 //! memory, timeout, concurrency), checked once when it is parsed with the limits AWS Lambda
-//! enforces, so `slipway dev` refuses what Lambda would refuse. Sites have `site` beside this.
+//! enforces, so `slipway dev` refuses what Lambda would refuse; and its environment ([`env`]).
+//! Sites have `site` beside this.
+
+pub mod env;
 
 use std::fmt;
 
