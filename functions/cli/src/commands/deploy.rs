@@ -74,7 +74,7 @@ pub async fn run(args: DeployArgs, client: &ApiClient, output: Output) -> anyhow
     } else {
         Wait::Until(args.timeout)
     };
-    let view = deploy(&client, output, &args.site, &args.path, contents, wait).await?;
+    let view = deploy(client, output, &args.site, &args.path, contents, wait).await?;
     report(output, &view, wait)
 }
 

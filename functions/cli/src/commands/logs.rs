@@ -24,7 +24,7 @@ struct LogsReport {
 }
 
 pub async fn run(args: LogsArgs, client: &ApiClient, output: Output) -> anyhow::Result<()> {
-    let report = gather(&client, output, &args.id, args.follow).await?;
+    let report = gather(client, output, &args.id, args.follow).await?;
     if output.is_json() {
         output.result(&report, String::new);
     } else {
