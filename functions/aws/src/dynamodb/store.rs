@@ -375,7 +375,6 @@ impl StateStore for DynamoState {
     }
 
     async fn commit(&self, site: &SiteName, decision: Decision) -> Result<Outcome, StateError> {
-        let mut logs_deleted = false;
         for attempt in 1..=MAX_ATTEMPTS {
             let (record, site_stamps) = self.load_site_stamped(site).await?;
             let mut snapshot = Snapshot::new(record);
@@ -403,18 +402,18 @@ impl StateStore for DynamoState {
             if plan.is_empty() {
                 return Ok(plan.outcome);
             }
-            // Logs go first: if anything below fails, a retry finds the record and finishes;
-            // the other order could leave log items nothing refers to.
-            if !logs_deleted {
-                for id in &plan.deletes {
-                    self.delete_log(id).await?;
-                }
-                logs_deleted = true;
-            }
             if self
                 .transact(self.plan_items(&snapshot, &stamps, &plan)?)
                 .await?
             {
+                // Logs go only once their record is gone: a decision that refuses after a
+                // race (a rollback made the deployment live again) must keep its build log.
+                // A failure here leaves log items nothing refers to, which cost only space.
+                for id in &plan.deletes {
+                    if let Err(error) = self.delete_log(id).await {
+                        tracing::warn!(site = %site, deployment_id = %id, %error, "the deleted deployment's build log stays behind");
+                    }
+                }
                 return Ok(plan.outcome);
             }
             tracing::debug!(site = %site, ?decision, attempt, "decision raced a concurrent change; reading again");
