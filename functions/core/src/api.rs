@@ -77,6 +77,12 @@ impl From<StateError> for ApiError {
             StateError::DeploymentNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "deployment_not_found", e.to_string())
             }
+            StateError::ServiceExists { .. } => {
+                Self::new(StatusCode::CONFLICT, "service_exists", e.to_string())
+            }
+            StateError::ServiceNotFound { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "service_not_found", e.to_string())
+            }
             StateError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             StateError::Unavailable(_) => {
                 tracing::error!(error = %e, "state store unavailable");

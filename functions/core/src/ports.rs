@@ -16,7 +16,8 @@ use crate::model::{
     Bucket, CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, GitSource,
     LifecycleError, Preview, RecordedError, Site,
 };
-use crate::names::{CommitSha, DeploymentId, RepoName, SiteName, TargetName};
+use crate::names::{CommitSha, DeploymentId, RepoName, ServiceName, SiteName, TargetName};
+use crate::service::Service;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -135,6 +136,16 @@ pub enum StateError {
     SiteNotFound(SiteName),
     #[error("no deployment {0}")]
     DeploymentNotFound(DeploymentId),
+    #[error("site {site} already has a service named {service}")]
+    ServiceExists {
+        site: SiteName,
+        service: ServiceName,
+    },
+    #[error("site {site} has no service named {service}")]
+    ServiceNotFound {
+        site: SiteName,
+        service: ServiceName,
+    },
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
     #[error("state store unavailable: {0}")]
@@ -147,7 +158,10 @@ impl StateError {
         match self {
             StateError::SiteNotFound(_) => "SiteNotFound",
             StateError::DeploymentNotFound(_) => "DeploymentNotFound",
-            StateError::Lifecycle(_) | StateError::SiteExists(_) => "InvalidTransition",
+            StateError::ServiceNotFound { .. } => "ServiceNotFound",
+            StateError::Lifecycle(_)
+            | StateError::SiteExists(_)
+            | StateError::ServiceExists { .. } => "InvalidTransition",
             StateError::Unavailable(_) => "StoreUnavailable",
         }
     }
@@ -176,6 +190,21 @@ pub trait StateStore: Send + Sync {
     async fn create_site(&self, site: &Site) -> Result<(), StateError>;
     async fn get_site(&self, name: &SiteName) -> Result<Site, StateError>;
     async fn list_sites(&self) -> Result<Vec<Site>, StateError>;
+
+    /// Adds a service to an existing site; `ServiceExists` if the name is taken.
+    async fn create_service(&self, service: &Service) -> Result<(), StateError>;
+    async fn get_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<Service, StateError>;
+    /// A site's services by name; `SiteNotFound` for an unknown site.
+    async fn list_services(&self, site: &SiteName) -> Result<Vec<Service>, StateError>;
+    async fn delete_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<(), StateError>;
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError>;
     async fn get_deployment(

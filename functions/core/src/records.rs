@@ -1,4 +1,4 @@
-//! How the state stores keep sites, deployments and previews: SQLite's JSON bodies and DynamoDB's
+//! How the state stores keep sites, services, deployments and previews: SQLite's JSON bodies and DynamoDB's
 //! attributes are these records' serde fields. They are spelled out rather than the domain
 //! types serialized, so a domain rename never changes what is stored, and state written by
 //! an earlier version still reads: a target's traffic is stored flat (`live_deployment`, the
@@ -12,7 +12,11 @@ use crate::model::{
     Canary, CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, Preview, RecordedError,
     RepoLink, RoutingFlags, Site, Traffic,
 };
-use crate::names::{BranchName, DeploymentId, SiteName, TargetName};
+use crate::names::{BranchName, DeploymentId, ServiceName, SiteName, TargetName};
+use crate::service::{
+    ApiRoute, Concurrency, FunctionConfigError, MemoryMb, Runtime, Service, ServiceSettings,
+    TimeoutSeconds,
+};
 
 /// A [`Traffic`] as three optional attributes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +98,62 @@ impl From<SiteRecord> for Site {
             production: record.production.into(),
             repo: record.repo,
         }
+    }
+}
+
+/// A service as stored: its settings flat, the handler as text (checked against the runtime
+/// again when read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub site: SiteName,
+    pub name: ServiceName,
+    pub runtime: Option<Runtime>,
+    pub handler: Option<String>,
+    pub memory: MemoryMb,
+    pub timeout: TimeoutSeconds,
+    pub concurrency: Concurrency,
+    pub route: Option<ApiRoute>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(flatten)]
+    pub production: TrafficRecord,
+}
+
+impl From<&Service> for ServiceRecord {
+    fn from(service: &Service) -> Self {
+        let settings = &service.settings;
+        Self {
+            site: service.site.clone(),
+            name: service.name.clone(),
+            runtime: settings.runtime,
+            handler: settings.handler.as_ref().map(|h| h.as_str().to_owned()),
+            memory: settings.memory,
+            timeout: settings.timeout,
+            concurrency: settings.concurrency,
+            route: service.route.clone(),
+            created_at: service.created_at,
+            production: service.production.into(),
+        }
+    }
+}
+
+impl TryFrom<ServiceRecord> for Service {
+    type Error = FunctionConfigError;
+    fn try_from(record: ServiceRecord) -> Result<Self, Self::Error> {
+        Ok(Self {
+            settings: ServiceSettings::new(
+                record.runtime,
+                record.handler.as_deref(),
+                record.memory,
+                record.timeout,
+                record.concurrency,
+            )?,
+            site: record.site,
+            name: record.name,
+            route: record.route,
+            created_at: record.created_at,
+            production: record.production.into(),
+        })
     }
 }
 

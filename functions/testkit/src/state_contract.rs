@@ -10,8 +10,13 @@ use slipway_core::model::{
     rollback_candidate, Deployment, DeploymentSource, DeploymentStatus, GitSource, LifecycleError,
     ObjectLocation, Preview, RecordedError, RoutingFlags, Site, Traffic,
 };
-use slipway_core::names::{BranchName, CommitSha, DeploymentId, RepoName, SiteName, TargetName};
+use slipway_core::names::{
+    BranchName, CommitSha, DeploymentId, RepoName, ServiceName, SiteName, TargetName,
+};
 use slipway_core::ports::{DeploymentPatch, Lifecycle, StateError, StateStore};
+use slipway_core::service::{
+    ApiRoute, Concurrency, MemoryMb, Runtime, Service, ServiceSettings, TimeoutSeconds,
+};
 use time::OffsetDateTime;
 
 /// One `#[tokio::test]` per contract case, each on the store `$fresh` (an async expression
@@ -34,6 +39,8 @@ macro_rules! state_store_contract {
             a_removed_preview_refuses_deployments_made_before_its_removal,
             concurrent_activations_of_a_new_preview_leave_exactly_the_newest_live,
             webhook_deliveries_are_recorded_once_until_they_expire,
+            services_belong_to_an_existing_site_and_round_trip_exactly,
+            deleting_a_service_removes_only_that_service,
         );
     };
     (@cases $fresh:expr; $($case:ident,)+) => {
@@ -962,4 +969,113 @@ pub async fn webhook_deliveries_are_recorded_once_until_they_expire(store: &dyn 
     // A delivery whose handling failed is forgotten, so its redelivery is handled.
     store.forget_delivery(&expired).await.unwrap();
     assert!(store.record_delivery(&expired, hour).await.unwrap());
+}
+
+/// A service of `site` with every setting given (stored times have whole seconds).
+pub fn service(site: &str, name: &str) -> Service {
+    let created_at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    Service {
+        site: SiteName::parse(site).unwrap(),
+        name: ServiceName::parse(name).unwrap(),
+        settings: ServiceSettings::new(
+            Some(Runtime::parse("python3.12").unwrap()),
+            Some("app/main.handler"),
+            MemoryMb::try_from(256).unwrap(),
+            TimeoutSeconds::try_from(10).unwrap(),
+            Concurrency::try_from(4).unwrap(),
+        )
+        .unwrap(),
+        route: Some(ApiRoute::parse(&format!("/api/{name}")).unwrap()),
+        created_at,
+        production: None,
+    }
+}
+
+pub async fn services_belong_to_an_existing_site_and_round_trip_exactly(store: &dyn StateStore) {
+    let docs = site(&unique("docs"));
+    let site_name = docs.name.to_string();
+    let api = service(&site_name, "api");
+    assert!(matches!(
+        store.create_service(&api).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    store.create_site(&docs).await.unwrap();
+    store.create_service(&api).await.unwrap();
+    assert!(matches!(
+        store.create_service(&service(&site_name, "api")).await,
+        Err(StateError::ServiceExists { service, .. }) if service == api.name
+    ));
+    let bare = Service {
+        settings: ServiceSettings::new(
+            None,
+            None,
+            MemoryMb::DEFAULT,
+            TimeoutSeconds::DEFAULT,
+            Concurrency::DEFAULT,
+        )
+        .unwrap(),
+        route: None,
+        ..service(&site_name, "auth")
+    };
+    store.create_service(&bare).await.unwrap();
+
+    assert_eq!(store.get_service(&docs.name, &api.name).await.unwrap(), api);
+    assert_eq!(
+        store.get_service(&docs.name, &bare.name).await.unwrap(),
+        bare
+    );
+    let listed = store.list_services(&docs.name).await.unwrap();
+    assert_eq!(listed, [api.clone(), bare]);
+    assert!(matches!(
+        store
+            .get_service(&docs.name, &ServiceName::parse("nope").unwrap())
+            .await,
+        Err(StateError::ServiceNotFound { .. })
+    ));
+    let unknown = name(&unique("gone"));
+    assert!(matches!(
+        store.get_service(&unknown, &api.name).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    assert!(matches!(
+        store.list_services(&unknown).await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    // The same name on another site is another service.
+    let blog = site(&unique("blog"));
+    store.create_site(&blog).await.unwrap();
+    store
+        .create_service(&service(blog.name.as_str(), "api"))
+        .await
+        .unwrap();
+    assert_eq!(store.list_services(&docs.name).await.unwrap().len(), 2);
+}
+
+pub async fn deleting_a_service_removes_only_that_service(store: &dyn StateStore) {
+    let docs = site(&unique("docs"));
+    store.create_site(&docs).await.unwrap();
+    let site_name = docs.name.to_string();
+    let (api, auth) = (service(&site_name, "api"), service(&site_name, "auth"));
+    store.create_service(&api).await.unwrap();
+    store.create_service(&auth).await.unwrap();
+
+    store.delete_service(&docs.name, &api.name).await.unwrap();
+    assert!(matches!(
+        store.get_service(&docs.name, &api.name).await,
+        Err(StateError::ServiceNotFound { .. })
+    ));
+    assert_eq!(store.list_services(&docs.name).await.unwrap(), [auth]);
+    assert!(matches!(
+        store.delete_service(&docs.name, &api.name).await,
+        Err(StateError::ServiceNotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .delete_service(&name(&unique("gone")), &api.name)
+            .await,
+        Err(StateError::SiteNotFound(_))
+    ));
+    // The site and its other records stay.
+    assert_eq!(store.get_site(&docs.name).await.unwrap(), docs);
+    store.create_service(&api).await.unwrap();
 }

@@ -65,6 +65,7 @@ mod expressions;
 mod items;
 mod logs;
 mod requests;
+mod services;
 mod store;
 mod table;
 

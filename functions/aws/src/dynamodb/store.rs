@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, Step};
 use slipway_core::model::{Deployment, DeploymentStatus, LifecycleError, Preview, Site};
-use slipway_core::names::{DeploymentId, SiteName, TargetName};
+use slipway_core::names::{DeploymentId, ServiceName, SiteName, TargetName};
 use slipway_core::ports::{DeploymentPatch, LogLine, StateError, StateStore};
 use slipway_core::records::{DeploymentRecord, PreviewRecord, SiteRecord, TrafficRecord};
+use slipway_core::service::Service;
 use time::OffsetDateTime;
 
 use super::expressions::{move_fields, patch_fields, Placeholders};
@@ -54,7 +55,7 @@ struct Stamps {
 impl DynamoState {
     /// Every item of the site's partition whose sort key starts with `prefix`, in sort key
     /// order (`ascending`) or backwards; SiteNotFound when the site is missing.
-    async fn site_items(
+    pub(super) async fn site_items(
         &self,
         site: &SiteName,
         prefix: &str,
@@ -81,7 +82,7 @@ impl DynamoState {
         .await
     }
 
-    async fn load_site(&self, name: &SiteName) -> Result<Site, StateError> {
+    pub(super) async fn load_site(&self, name: &SiteName) -> Result<Site, StateError> {
         Ok(self.load_site_stamped(name).await?.0)
     }
 
@@ -241,6 +242,30 @@ impl StateStore for DynamoState {
         .into_iter()
         .map(|item| from_item::<SiteRecord>(item).map(Site::from))
         .collect()
+    }
+
+    async fn create_service(&self, service: &Service) -> Result<(), StateError> {
+        self.put_new_service(service).await
+    }
+
+    async fn get_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<Service, StateError> {
+        self.load_service(site, service).await
+    }
+
+    async fn list_services(&self, site: &SiteName) -> Result<Vec<Service>, StateError> {
+        self.site_services(site).await
+    }
+
+    async fn delete_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<(), StateError> {
+        self.remove_service(site, service).await
     }
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError> {

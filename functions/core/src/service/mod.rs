@@ -8,9 +8,17 @@ pub mod env;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::model::Traffic;
+use crate::names::{ServiceName, SiteName};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FunctionConfigError {
+    #[error("a handler needs a runtime to be checked against: give the runtime too")]
+    HandlerWithoutRuntime,
+    #[error("route must be /api or a path under it (/api/auth), of letters, digits, '-', '_' and '.': {0:?}")]
+    Route(String),
     #[error("unknown runtime {0:?}: use provided.al2023, python3.9 to python3.13, nodejs20.x or nodejs22.x")]
     UnknownRuntime(String),
     #[error("handler {handler:?} does not fit {runtime}: {expected}")]
@@ -246,6 +254,103 @@ impl FunctionConfig {
     }
 }
 
+/// What a service asks of its function before its first deploy: a runtime not given is
+/// detected from the source then, and so is the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSettings {
+    pub runtime: Option<Runtime>,
+    pub handler: Option<Handler>,
+    pub memory: MemoryMb,
+    pub timeout: TimeoutSeconds,
+    pub concurrency: Concurrency,
+}
+
+impl ServiceSettings {
+    /// Checks a handler against its runtime; a handler needs one.
+    pub fn new(
+        runtime: Option<Runtime>,
+        handler: Option<&str>,
+        memory: MemoryMb,
+        timeout: TimeoutSeconds,
+        concurrency: Concurrency,
+    ) -> Result<Self, FunctionConfigError> {
+        let handler = match (runtime, handler) {
+            (_, None) => None,
+            (Some(runtime), Some(raw)) => Some(Handler::parse(runtime, raw)?),
+            (None, Some(_)) => return Err(FunctionConfigError::HandlerWithoutRuntime),
+        };
+        Ok(Self {
+            runtime,
+            handler,
+            memory,
+            timeout,
+            concurrency,
+        })
+    }
+}
+
+/// A service's path on its site's hosts: `/api`, or a path under it (`/api/auth`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ApiRoute(String);
+
+impl ApiRoute {
+    const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, FunctionConfigError> {
+        let refuse = || FunctionConfigError::Route(raw.to_owned());
+        if raw.len() > Self::MAX_LEN {
+            return Err(refuse());
+        }
+        let rest = raw.strip_prefix("/api").ok_or_else(refuse)?;
+        if !rest.is_empty() {
+            let segments = rest.strip_prefix('/').ok_or_else(refuse)?;
+            let valid = segments.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            });
+            if !valid {
+                return Err(refuse());
+            }
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ApiRoute {
+    type Error = FunctionConfigError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ApiRoute> for String {
+    fn from(value: ApiRoute) -> Self {
+        value.0
+    }
+}
+
+/// A backend service of a site: one function, its own URL, and optionally a path under
+/// `/api` on the site's hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub site: SiteName,
+    pub name: ServiceName,
+    pub settings: ServiceSettings,
+    pub route: Option<ApiRoute>,
+    pub created_at: OffsetDateTime,
+    /// What production serves: a stable version and, during a canary, the new one's share.
+    pub production: Option<Traffic>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FunctionConfigFields {
@@ -348,6 +453,50 @@ mod tests {
             );
         }
         assert!(Handler::parse(Runtime::ProvidedAl2023, "anything-goes").is_ok());
+    }
+
+    #[test]
+    fn routes_are_api_or_paths_under_it() {
+        for good in ["/api", "/api/auth", "/api/v2/users", "/api/a.b_c-d"] {
+            assert_eq!(ApiRoute::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "/",
+            "api",
+            "/apis",
+            "/api/",
+            "/api//x",
+            "/api/../x",
+            "/api/a b",
+            "/other",
+        ] {
+            assert!(
+                matches!(ApiRoute::parse(bad), Err(FunctionConfigError::Route(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_handler_is_checked_against_the_runtime_it_comes_with() {
+        let sizes = (
+            MemoryMb::DEFAULT,
+            TimeoutSeconds::DEFAULT,
+            Concurrency::DEFAULT,
+        );
+        let settings =
+            |runtime, handler| ServiceSettings::new(runtime, handler, sizes.0, sizes.1, sizes.2);
+        assert!(settings(None, None).is_ok());
+        assert!(settings(Some(Runtime::Nodejs22), Some("index.handler")).is_ok());
+        assert!(matches!(
+            settings(None, Some("index.handler")),
+            Err(FunctionConfigError::HandlerWithoutRuntime)
+        ));
+        assert!(matches!(
+            settings(Some(Runtime::Nodejs22), Some("index")),
+            Err(FunctionConfigError::Handler { .. })
+        ));
     }
 
     #[test]

@@ -165,6 +165,7 @@ impl StepError {
         "InvalidInput",
         "SiteNotFound",
         "DeploymentNotFound",
+        "ServiceNotFound",
         "InvalidTransition",
         "ObjectNotFound",
         "SourceNotFound",
@@ -214,7 +215,7 @@ fn blocking_failed(e: tokio::task::JoinError) -> StepError {
 mod tests {
     use super::*;
     use crate::model::{Bucket, DeploymentStatus, LifecycleError};
-    use crate::names::{CommitSha, RepoName};
+    use crate::names::{CommitSha, RepoName, ServiceName};
     use crate::ports::KvsError;
 
     /// The error names a step reports, one per case `name()` distinguishes.
@@ -231,8 +232,16 @@ mod tests {
             StepError::ArtifactInvalid(ZipError::Truncated),
             StepError::InvalidInput(serde_json::from_str::<u8>("x").unwrap_err()),
             StepError::State(StateError::SiteExists(site.clone())),
-            StepError::State(StateError::SiteNotFound(site)),
+            StepError::State(StateError::SiteNotFound(site.clone())),
             StepError::State(StateError::DeploymentNotFound(id)),
+            StepError::State(StateError::ServiceExists {
+                site: site.clone(),
+                service: ServiceName::parse("api").unwrap(),
+            }),
+            StepError::State(StateError::ServiceNotFound {
+                site: site.clone(),
+                service: ServiceName::parse("api").unwrap(),
+            }),
             StepError::State(StateError::Lifecycle(LifecycleError::InUse {
                 id,
                 status: DeploymentStatus::Live,
@@ -270,6 +279,8 @@ mod tests {
                 StateError::SiteExists(_)
                 | StateError::SiteNotFound(_)
                 | StateError::DeploymentNotFound(_)
+                | StateError::ServiceExists { .. }
+                | StateError::ServiceNotFound { .. }
                 | StateError::Lifecycle(_)
                 | StateError::Unavailable(_),
             )

@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS previews (
     body TEXT NOT NULL,
     PRIMARY KEY (site, target)
 );
+CREATE TABLE IF NOT EXISTS services (
+    site TEXT NOT NULL REFERENCES sites(name),
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (site, name)
+);
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     id TEXT PRIMARY KEY,
     expires_at INTEGER NOT NULL

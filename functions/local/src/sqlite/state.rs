@@ -1,14 +1,15 @@
-//! The `StateStore` on SQLite: sites, deployments, previews, webhook deliveries and build
-//! logs, with the record load/save helpers and the application of `decisions` plans
+//! The `StateStore` on SQLite: sites, services, deployments, previews, webhook deliveries
+//! and build logs, with the record load/save helpers and the application of `decisions` plans
 //! (`commit_decision`, `apply_plan`) inside one immediate transaction.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, Step};
 use slipway_core::model::{Deployment, DeploymentStatus, Preview, Site};
-use slipway_core::names::{DeploymentId, SiteName, TargetName};
+use slipway_core::names::{DeploymentId, ServiceName, SiteName, TargetName};
 use slipway_core::ports::{DeploymentPatch, LogLine, StateError, StateStore};
-use slipway_core::records::{DeploymentRecord, PreviewRecord, SiteRecord};
+use slipway_core::records::{DeploymentRecord, PreviewRecord, ServiceRecord, SiteRecord};
+use slipway_core::service::Service;
 use time::OffsetDateTime;
 
 use super::{decode, encode, now_text, unavailable, SqliteState};
@@ -81,6 +82,11 @@ fn site_records<T: serde::de::DeserializeOwned>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
     bodies.iter().map(|body| decode(body)).collect()
+}
+
+/// A stored service, whose settings are checked again as they are read.
+fn stored_service(record: ServiceRecord) -> Result<Service, StateError> {
+    Service::try_from(record).map_err(unavailable)
 }
 
 fn load_preview(
@@ -195,6 +201,87 @@ impl StateStore for SqliteState {
                 .map(|b| decode::<SiteRecord>(b).map(Site::from))
                 .collect()
         })
+    }
+
+    async fn create_service(&self, service: &Service) -> Result<(), StateError> {
+        let service = service.clone();
+        self.with_conn(move |conn| {
+            load_site(conn, &service.site)?;
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO services (site, name, body) VALUES (?1, ?2, ?3)",
+                    params![
+                        service.site.as_str(),
+                        service.name.as_str(),
+                        encode(&ServiceRecord::from(&service))?
+                    ],
+                )
+                .map_err(unavailable)?;
+            if inserted == 0 {
+                return Err(StateError::ServiceExists {
+                    site: service.site,
+                    service: service.name,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<Service, StateError> {
+        self.read(|conn| {
+            load_site(conn, site)?;
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM services WHERE site = ?1 AND name = ?2",
+                    params![site.as_str(), service.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let body = body.ok_or_else(|| StateError::ServiceNotFound {
+                site: site.clone(),
+                service: service.clone(),
+            })?;
+            stored_service(decode(&body)?)
+        })
+    }
+
+    async fn list_services(&self, site: &SiteName) -> Result<Vec<Service>, StateError> {
+        let records: Vec<ServiceRecord> = self.read(|conn| {
+            site_records(
+                conn,
+                site,
+                "SELECT body FROM services WHERE site = ?1 ORDER BY name",
+            )
+        })?;
+        records.into_iter().map(stored_service).collect()
+    }
+
+    async fn delete_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<(), StateError> {
+        let (site, service) = (site.clone(), service.clone());
+        self.with_conn(move |conn| {
+            load_site(conn, &site)?;
+            let deleted = conn
+                .execute(
+                    "DELETE FROM services WHERE site = ?1 AND name = ?2",
+                    params![site.as_str(), service.as_str()],
+                )
+                .map_err(unavailable)?;
+            if deleted == 0 {
+                return Err(StateError::ServiceNotFound { site, service });
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError> {

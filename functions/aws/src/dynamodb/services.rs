@@ -1,0 +1,123 @@
+//! A site's services on DynamoDB: one item each in the site's partition
+//! (`SK = SERVICE#{name}`), created only beside an existing site and never over another.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use slipway_core::names::{ServiceName, SiteName};
+use slipway_core::ports::StateError;
+use slipway_core::records::ServiceRecord;
+use slipway_core::service::Service;
+
+use super::expressions::Placeholders;
+use super::items::{from_item, key, site_key, site_pk, to_item};
+use super::{build_failed, request_failed, DynamoState, Item, MAX_ATTEMPTS};
+
+const SERVICE_SK_PREFIX: &str = "SERVICE#";
+
+fn service_key(site: &SiteName, service: &ServiceName) -> Item {
+    key(site_pk(site), format!("{SERVICE_SK_PREFIX}{service}"))
+}
+
+fn service_item(service: &Service) -> Result<Item, StateError> {
+    let mut item = to_item(&ServiceRecord::from(service))?;
+    item.extend(service_key(&service.site, &service.name));
+    Ok(item)
+}
+
+/// A stored service, whose settings are checked again as they are read.
+fn stored_service(item: Item) -> Result<Service, StateError> {
+    Service::try_from(from_item::<ServiceRecord>(item)?)
+        .map_err(|e| StateError::Unavailable(Box::new(e)))
+}
+
+impl DynamoState {
+    pub(super) async fn put_new_service(&self, service: &Service) -> Result<(), StateError> {
+        let mut site_check = Placeholders::default();
+        let site_condition = site_check.exists();
+        let check = self.check_item(site_key(&service.site), &site_check, site_condition)?;
+        let mut fresh = Placeholders::default();
+        let fresh_condition = fresh.not_exists();
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(service_item(service)?))
+            .condition_expression(fresh_condition)
+            .set_expression_attribute_names(fresh.names())
+            .build()
+            .map_err(build_failed)?;
+        let items = vec![check, TransactWriteItem::builder().put(put).build()];
+        for _ in 1..=MAX_ATTEMPTS {
+            if self.transact(items.clone()).await? {
+                return Ok(());
+            }
+            // Name what failed from what is stored now.
+            match self.load_service(&service.site, &service.name).await {
+                Ok(_) => {
+                    return Err(StateError::ServiceExists {
+                        site: service.site.clone(),
+                        service: service.name.clone(),
+                    })
+                }
+                Err(StateError::ServiceNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Self::contended("create_service"))
+    }
+
+    /// The service; a missing one is SiteNotFound when the site is missing too.
+    pub(super) async fn load_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<Service, StateError> {
+        match self.get_item(service_key(site, service)).await? {
+            Some(item) => stored_service(item),
+            None => {
+                self.load_site(site).await?;
+                Err(StateError::ServiceNotFound {
+                    site: site.clone(),
+                    service: service.clone(),
+                })
+            }
+        }
+    }
+
+    pub(super) async fn site_services(&self, site: &SiteName) -> Result<Vec<Service>, StateError> {
+        self.site_items(site, SERVICE_SK_PREFIX, true)
+            .await?
+            .into_iter()
+            .map(stored_service)
+            .collect()
+    }
+
+    pub(super) async fn remove_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<(), StateError> {
+        let mut p = Placeholders::default();
+        let condition = p.exists();
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(service_key(site, service)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(p.names())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.load_site(site).await?;
+                Err(StateError::ServiceNotFound {
+                    site: site.clone(),
+                    service: service.clone(),
+                })
+            }
+            Err(e) => Err(request_failed("DeleteItem", e)),
+        }
+    }
+}
