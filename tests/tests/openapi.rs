@@ -669,6 +669,135 @@ fn a_scripted_session_answers_as_the_document_says() {
     let listed = api.expect(200, "GET", "/sites", "/sites", None);
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
 
+    // Services.
+    let services = "/sites/{site}/services";
+    let one = "/sites/{site}/services/{service}";
+    let api_service = api.expect(
+        201,
+        "POST",
+        services,
+        "/sites/docs/services",
+        Some(
+            json!({"name": "api", "runtime": "python3.12", "handler": "app.handler",
+                    "route": "/api", "memory": 256, "timeout": 10, "concurrency": 2}),
+        ),
+    );
+    assert_eq!(
+        (
+            api_service["url"].clone(),
+            api_service["traffic"].clone(),
+            api_service["memory"].clone()
+        ),
+        (
+            json!(format!(
+                "http://api--docs.svc.localhost:{}/",
+                api.dev.edge_addr.port()
+            )),
+            Value::Null,
+            json!(256)
+        )
+    );
+    let defaults = api.expect(
+        201,
+        "POST",
+        services,
+        "/sites/docs/services",
+        Some(json!({"name": "worker"})),
+    );
+    assert_eq!(
+        (
+            defaults["runtime"].clone(),
+            defaults["memory"].clone(),
+            defaults["timeout"].clone()
+        ),
+        (Value::Null, json!(128), json!(3))
+    );
+    let service_errors = [
+        (409, "service_exists", json!({"name": "api"})),
+        (
+            409,
+            "route_taken",
+            json!({"name": "other", "route": "/api"}),
+        ),
+        (400, "invalid_name", json!({"name": "2fa"})),
+        (
+            400,
+            "invalid_service",
+            json!({"name": "x", "runtime": "cobol"}),
+        ),
+        (
+            400,
+            "invalid_service",
+            json!({"name": "x", "handler": "index.handler"}),
+        ),
+        (
+            400,
+            "invalid_service",
+            json!({"name": "x", "runtime": "nodejs22.x", "handler": "index"}),
+        ),
+        (400, "invalid_service", json!({"name": "x", "memory": 64})),
+        (400, "invalid_service", json!({"name": "x", "timeout": 901})),
+        (
+            400,
+            "invalid_service",
+            json!({"name": "x", "route": "/other"}),
+        ),
+        (400, "invalid_body", json!({"name": "x", "colour": "red"})),
+    ];
+    for (status, code, body) in service_errors {
+        api.expect_error(
+            status,
+            code,
+            "POST",
+            services,
+            "/sites/docs/services",
+            Some(body),
+        );
+    }
+    api.expect_error(
+        404,
+        "site_not_found",
+        "POST",
+        services,
+        "/sites/nope/services",
+        Some(json!({"name": "api"})),
+    );
+    let listed = api.expect(200, "GET", services, "/sites/docs/services", None);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "worker"]);
+    api.expect(200, "GET", one, "/sites/docs/services/api", None);
+    api.expect_error(
+        404,
+        "service_not_found",
+        "GET",
+        one,
+        "/sites/docs/services/nope",
+        None,
+    );
+    api.expect_error(
+        400,
+        "invalid_name",
+        "GET",
+        one,
+        "/sites/docs/services/No",
+        None,
+    );
+    let deleted = api.expect(200, "DELETE", one, "/sites/docs/services/worker", None);
+    assert_eq!(deleted["name"], "worker");
+    api.expect_error(
+        404,
+        "service_not_found",
+        "DELETE",
+        one,
+        "/sites/docs/services/worker",
+        None,
+    );
+
     // Deployments from uploads: two live ones, one that fails.
     let first = api.deploy("docs", page("first"));
     assert_eq!(first["status"], "live", "{first}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use slipway_aws::signing::execute_api_region;
-use slipway_core::names::{BranchName, DeploymentId, RepoName, RootDir, SiteName};
+use slipway_core::names::{BranchName, DeploymentId, RepoName, RootDir, ServiceName, SiteName};
 use slipway_core::site::zipsafe::ZipLimits;
 use slipway_local::dev::DevLimits;
 
@@ -54,6 +54,9 @@ pub enum Command {
     /// Create, list and inspect sites.
     #[command(subcommand)]
     Sites(SitesCommand),
+    /// Create, list, inspect and delete a site's backend services.
+    #[command(subcommand)]
+    Services(ServicesCommand),
     /// Deploy a directory or a .zip to a site and wait until it is live (see --no-wait).
     Deploy(DeployArgs),
     /// List a site's deployments, newest first.
@@ -268,6 +271,64 @@ pub struct SitesListArgs {}
 pub struct SitesShowArgs {
     /// The site to show.
     pub name: SiteName,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// Add a service to a site: one function with its own URL.
+    Create(ServicesCreateArgs),
+    /// List a site's services.
+    List(ServicesListArgs),
+    /// Show one service, with what it serves.
+    Show(ServiceArgs),
+    /// Delete a service.
+    Delete(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesCreateArgs {
+    /// The service's name: a DNS label that starts with a letter. Its own host is
+    /// `{name}--{site}` under the services domain.
+    pub name: ServiceName,
+    /// The site it belongs to.
+    #[arg(long)]
+    pub site: SiteName,
+    /// provided.al2023, python3.9 to python3.13, nodejs20.x or nodejs22.x [default: detected
+    /// from the first deploy's source].
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// What the runtime calls: `module.function` (Python), `file.export` (Node) [default: the
+    /// runtime's, e.g. lambda_function.lambda_handler, index.handler]. Needs --runtime.
+    #[arg(long, requires = "runtime")]
+    pub handler: Option<String>,
+    /// Its path on the site's hosts, previews included: `/api` or a path under it.
+    #[arg(long, value_name = "/api/...")]
+    pub route: Option<String>,
+    /// Memory in MB, 128 to 10240 [default: 128].
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u32>,
+    /// How long one request may run, 1 to 900 [default: 3].
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u32>,
+    /// The most instances at once, 1 to 1000 [default: 10].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesListArgs {
+    /// The site whose services to list.
+    #[arg(long)]
+    pub site: SiteName,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The service.
+    pub name: ServiceName,
+    /// The site it belongs to.
+    #[arg(long)]
+    pub site: SiteName,
 }
 
 #[derive(Debug, Args)]

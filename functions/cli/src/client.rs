@@ -15,11 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use slipway_aws::signing::{ApiSigner, SigningError};
 use slipway_core::api_types::{
-    ApiErrorBody, CreateDeploymentRequest, CreateDeploymentResponse, CreateSiteRequest,
-    DeploymentOutcome, DeploymentView, LogsResponse, PreviewView, PromoteRequest, RollbackRequest,
-    SiteView,
+    ApiErrorBody, CreateDeploymentRequest, CreateDeploymentResponse, CreateServiceRequest,
+    CreateSiteRequest, DeploymentOutcome, DeploymentView, LogsResponse, PreviewView,
+    PromoteRequest, RollbackRequest, ServiceView, SiteView,
 };
-use slipway_core::names::{DeploymentId, SiteName};
+use slipway_core::names::{DeploymentId, ServiceName, SiteName};
 use slipway_core::ports::UploadTarget;
 use tokio_util::io::ReaderStream;
 
@@ -389,6 +389,41 @@ impl ApiClient {
 
     pub async fn list_previews(&self, site: &SiteName) -> Result<Vec<PreviewView>, ClientError> {
         self.get(&format!("/sites/{site}/previews")).await
+    }
+
+    pub async fn create_service(
+        &self,
+        site: &SiteName,
+        req: &CreateServiceRequest,
+    ) -> Result<ServiceView, ClientError> {
+        self.call(Method::POST, &format!("/sites/{site}/services"), Some(req))
+            .await
+    }
+
+    pub async fn list_services(&self, site: &SiteName) -> Result<Vec<ServiceView>, ClientError> {
+        self.get(&format!("/sites/{site}/services")).await
+    }
+
+    pub async fn get_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<ServiceView, ClientError> {
+        self.get(&format!("/sites/{site}/services/{service}")).await
+    }
+
+    /// Deletes the service; the answer is the service as it was.
+    pub async fn delete_service(
+        &self,
+        site: &SiteName,
+        service: &ServiceName,
+    ) -> Result<ServiceView, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/sites/{site}/services/{service}"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn logs(&self, id: &DeploymentId, after: u64) -> Result<LogsResponse, ClientError> {

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::model::{
-    Deployment, DeploymentSource, DeploymentStatus, RecordedError, RepoLink, RoutingFlags, Site,
+    CanaryWeight, Deployment, DeploymentSource, DeploymentStatus, RecordedError, RepoLink,
+    RoutingFlags, Site, Traffic,
 };
-use crate::names::{BranchName, DeploymentId, SiteName, TargetName};
+use crate::names::{BranchName, DeploymentId, ServiceName, SiteName, TargetName};
 use crate::ports::{LogLine, UploadTarget};
+use crate::service::Service;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,4 +191,86 @@ pub struct ApiErrorDetail {
     /// Stable, machine-readable: `site_not_found`, `invalid_name`, `payload_too_large`, ...
     pub code: String,
     pub message: String,
+}
+
+/// `POST /sites/{site}/services`: a new service. Unset runtime and handler are detected from
+/// the first deploy's source; sizes default to Lambda's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceRequest {
+    pub name: String,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    /// Its path on the site's hosts: `/api` or under it.
+    pub route: Option<String>,
+    pub memory: Option<u32>,
+    pub timeout: Option<u32>,
+    pub concurrency: Option<u32>,
+}
+
+/// What a target serves: the stable deployment and, during a canary, the new one's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficView {
+    pub stable: DeploymentId,
+    pub canary: Option<CanaryView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryView {
+    pub deployment_id: DeploymentId,
+    /// Percent of requests, 1 to 99.
+    pub weight: CanaryWeight,
+}
+
+impl From<Traffic> for TrafficView {
+    fn from(traffic: Traffic) -> Self {
+        Self {
+            stable: traffic.stable,
+            canary: traffic.canary.map(|canary| CanaryView {
+                deployment_id: canary.deployment,
+                weight: canary.weight,
+            }),
+        }
+    }
+}
+
+/// A service as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub name: ServiceName,
+    pub site: SiteName,
+    /// Lambda's spelling (`python3.12`); null until given or detected.
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    /// MB.
+    pub memory: u32,
+    /// Seconds.
+    pub timeout: u32,
+    pub concurrency: u32,
+    pub route: Option<String>,
+    /// Its own address; null where the platform has not given it one yet.
+    pub url: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// What production serves; null before the first deploy.
+    pub traffic: Option<TrafficView>,
+}
+
+impl ServiceView {
+    pub fn new(service: Service, url: Option<String>) -> Self {
+        let settings = service.settings;
+        Self {
+            name: service.name,
+            site: service.site,
+            runtime: settings.runtime.map(|r| r.to_string()),
+            handler: settings.handler.map(|h| h.as_str().to_owned()),
+            memory: settings.memory.get(),
+            timeout: settings.timeout.get(),
+            concurrency: settings.concurrency.get(),
+            route: service.route.map(String::from),
+            url,
+            created_at: service.created_at,
+            traffic: service.production.map(TrafficView::from),
+        }
+    }
 }

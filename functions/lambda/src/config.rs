@@ -159,6 +159,8 @@ impl PipelineSettings {
             hosts: Hosts {
                 site_domain,
                 preview_domain,
+                // A service's address on AWS is its HTTP API's.
+                service_domain: None,
             },
             urls,
             publish_concurrency,

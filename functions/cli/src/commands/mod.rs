@@ -9,6 +9,7 @@ mod logs;
 mod previews;
 mod promote;
 mod rollback;
+mod services;
 mod sites;
 
 pub use deploy::DeployError;
@@ -30,6 +31,7 @@ pub async fn run(command: Command, connection: ClientArgs, output: Output) -> an
     let client = client(connection).await?;
     match client_command {
         Command::Sites(command) => sites::run(command, &client, output).await,
+        Command::Services(command) => services::run(command, &client, output).await,
         Command::Deploy(args) => deploy::run(args, &client, output).await,
         Command::Deployments(args) => deployments::run(args, &client, output).await,
         Command::Rollback(args) => rollback::run(args, &client, output).await,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Deployment, RoutingFlags};
-use crate::names::{DeploymentId, SiteName, TargetName};
+use crate::names::{DeploymentId, ServiceName, SiteName, TargetName};
 use crate::ports::{KeyValueStore, Serving, SwitchError, TrafficSwitch};
 
 /// The host names the edge answers, which are also the key-value store's keys:
@@ -20,14 +20,21 @@ use crate::ports::{KeyValueStore, Serving, SwitchError, TrafficSwitch};
 pub struct Hosts {
     pub site_domain: String,
     pub preview_domain: String,
+    /// Services answer at `{service}--{site}.{service_domain}`, a domain no site, preview or
+    /// deployment host shares. None where services get their addresses elsewhere (on AWS,
+    /// from API Gateway).
+    #[serde(default)]
+    pub service_domain: Option<String>,
 }
 
 impl Hosts {
     /// Both kinds of host under one domain, as `slipway dev` has them.
+    /// Services under `svc.{domain}` (`slipway dev`: `{service}--{site}.svc.localhost`).
     pub fn single(domain: &str) -> Self {
         Self {
             site_domain: domain.to_owned(),
             preview_domain: domain.to_owned(),
+            service_domain: Some(format!("svc.{domain}")),
         }
     }
 
@@ -50,6 +57,11 @@ impl Hosts {
 
     pub fn deployment(&self, deployment: &DeploymentId, site: &SiteName) -> String {
         format!("{deployment}--{site}.{}", self.preview_domain)
+    }
+
+    pub fn service(&self, service: &ServiceName, site: &SiteName) -> Option<String> {
+        let domain = self.service_domain.as_ref()?;
+        Some(format!("{service}--{site}.{domain}"))
     }
 }
 
@@ -98,6 +110,10 @@ impl Addresses {
 
     pub fn deployment_url(&self, deployment: &DeploymentId, site: &SiteName) -> String {
         self.urls.url(&self.hosts.deployment(deployment, site))
+    }
+
+    pub fn service_url(&self, service: &ServiceName, site: &SiteName) -> Option<String> {
+        Some(self.urls.url(&self.hosts.service(service, site)?))
     }
 }
 
@@ -189,7 +205,17 @@ mod tests {
         let hosts = Hosts {
             site_domain: "sites.example.com".into(),
             preview_domain: "preview.example.com".into(),
+            service_domain: Some("services.example.com".into()),
         };
+        let api = ServiceName::parse("api").unwrap();
+        assert_eq!(
+            hosts.service(&api, &site).as_deref(),
+            Some("api--docs.services.example.com")
+        );
+        assert_eq!(
+            Hosts::single("localhost").service(&api, &site).as_deref(),
+            Some("api--docs.svc.localhost")
+        );
         assert_eq!(hosts.production(&site), "docs.sites.example.com");
         assert_eq!(
             hosts.target(&TargetName::pull_request(12), &site),

@@ -1,6 +1,8 @@
 //! The control-plane API: plain JSON over HTTP, written against `http` types so that
 //! `slipway dev` (axum) and the `api` Lambda (lambda_http) serve the very same routes.
 
+mod services;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,7 +19,9 @@ use crate::api_types::{
 use crate::decisions::Displaced;
 use crate::model::Bucket;
 use crate::model::{rollback_candidate, Deployment, ObjectLocation, RepoLink, RoutingFlags, Site};
-use crate::names::{BranchName, DeploymentId, NameError, RepoName, RootDir, SiteName, TargetName};
+use crate::names::{
+    BranchName, DeploymentId, NameError, RepoName, RootDir, ServiceName, SiteName, TargetName,
+};
 use crate::ports::{Lifecycle, StateError, UploadTargets};
 use crate::site::edge::Addresses;
 use crate::steps::{StepError, TrafficSync};
@@ -130,6 +134,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/sites/{site}/rollback"),
     ("POST", "/sites/{site}/promote"),
     ("GET", "/sites/{site}/previews"),
+    ("GET", "/sites/{site}/services"),
+    ("POST", "/sites/{site}/services"),
+    ("GET", "/sites/{site}/services/{service}"),
+    ("DELETE", "/sites/{site}/services/{service}"),
     ("GET", "/deployments/{deployment_id}"),
     ("GET", "/deployments/{deployment_id}/logs"),
 ];
@@ -304,6 +312,21 @@ impl ControlPlane {
             (&Method::GET, ["sites", site, "previews"]) => {
                 self.list_previews(&SiteName::parse(site)?).await
             }
+            (&Method::GET, ["sites", site, "services"]) => {
+                self.list_services(&SiteName::parse(site)?).await
+            }
+            (&Method::POST, ["sites", site, "services"]) => {
+                self.create_service(&SiteName::parse(site)?, parse_required_json(body)?)
+                    .await
+            }
+            (&Method::GET, ["sites", site, "services", service]) => {
+                self.show_service(&SiteName::parse(site)?, &ServiceName::parse(service)?)
+                    .await
+            }
+            (&Method::DELETE, ["sites", site, "services", service]) => {
+                self.delete_service(&SiteName::parse(site)?, &ServiceName::parse(service)?)
+                    .await
+            }
             (&Method::GET, ["deployments", id]) => {
                 let deployment = self
                     .traffic
@@ -328,6 +351,8 @@ impl ControlPlane {
                 | ["sites", _, "rollback"]
                 | ["sites", _, "promote"]
                 | ["sites", _, "previews"]
+                | ["sites", _, "services"]
+                | ["sites", _, "services", _]
                 | ["deployments", _]
                 | ["deployments", _, "logs"],
             ) => Err(ApiError::new(
