@@ -45,12 +45,15 @@ done
 echo "built ${#lambda_functions[@]} functions into target/lambda/*/bootstrap"
 
 # The design's budget: every function's zip (deflated, as cargo-lambda and SAM package it)
-# stays within 4 MB, so cold starts stay short. slipway-bench scenario 6 reports the figures.
-python3 - "${lambda_functions[@]}" <<'PY'
+# stays within 4 MB, so cold starts stay short. It holds for what ships (arm64); an x86_64
+# build only proves the functions compile, so its sizes are shown, not held to the budget.
+# slipway-bench scenario 6 reports the figures.
+python3 - "$lambda_target" "${lambda_functions[@]}" <<'PY'
 import io, sys, zipfile
 MAX_ZIP_BYTES = 4_000_000
+target, functions = sys.argv[1], sys.argv[2:]
 over = []
-for function in sys.argv[1:]:
+for function in functions:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(f"target/lambda/{function}/bootstrap", "bootstrap")
@@ -58,6 +61,8 @@ for function in sys.argv[1:]:
     print(f"  {function}: {size / 1e6:.2f} MB zipped")
     if size > MAX_ZIP_BYTES:
         over.append(function)
-if over:
+if over and target.startswith("aarch64-"):
     sys.exit(f"over the 4 MB Lambda zip budget: {', '.join(over)}")
+if over:
+    print(f"  (not held to the budget: {target} is not what ships)")
 PY
