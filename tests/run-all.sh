@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build from scratch gains nothing from incremental data, which would double target/'s
+# size on disk (tens of GB here).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export RUST_BACKTRACE=1
 # sam: no telemetry, no prompts, its settings kept inside .tools.
 export SAM_CLI_TELEMETRY=0

@@ -5,13 +5,57 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use std::future::Future;
+
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use slipway_core::names::SiteName;
 use slipway_core::ports::StateError;
 
 use super::expressions::Placeholders;
-use super::{build_failed, request_failed, DynamoState, Item};
+use super::items::site_key;
+use super::{build_failed, request_failed, DynamoState, Item, MAX_ATTEMPTS};
 
 impl DynamoState {
+    /// Writes `item`, a new record of `site`, in one transaction with a check that the site
+    /// exists. When the transaction does not go through, `existing` names why from what is
+    /// stored: `Some(error)` when the record exists, `None` when it does not (a lost race:
+    /// try again), or the site's own error.
+    pub(super) async fn put_new_in_site<F, Fut>(
+        &self,
+        site: &SiteName,
+        item: Item,
+        operation: &'static str,
+        existing: F,
+    ) -> Result<(), StateError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<StateError>, StateError>>,
+    {
+        let mut site_check = Placeholders::default();
+        let site_condition = site_check.exists();
+        let check = self.check_item(site_key(site), &site_check, site_condition)?;
+        let mut fresh = Placeholders::default();
+        let fresh_condition = fresh.not_exists();
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(fresh_condition)
+            .set_expression_attribute_names(fresh.names())
+            .build()
+            .map_err(build_failed)?;
+        let items = vec![check, TransactWriteItem::builder().put(put).build()];
+        for attempt in 1..=MAX_ATTEMPTS {
+            if self.transact(items.clone()).await? {
+                return Ok(());
+            }
+            if let Some(exists) = existing().await? {
+                return Err(exists);
+            }
+            tracing::debug!(%site, attempt, operation, "create raced; trying again");
+        }
+        Err(Self::contended(operation))
+    }
+
     pub(super) async fn get_item(&self, key: Item) -> Result<Option<Item>, StateError> {
         self.client
             .get_item()

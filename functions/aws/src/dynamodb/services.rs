@@ -1,15 +1,14 @@
 //! A site's services on DynamoDB: one item each in the site's partition
 //! (`SK = SERVICE#{name}`), created only beside an existing site and never over another.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use slipway_core::names::{ServiceName, SiteName};
 use slipway_core::ports::StateError;
 use slipway_core::records::ServiceRecord;
 use slipway_core::service::Service;
 
 use super::expressions::Placeholders;
-use super::items::{from_item, key, site_key, site_pk, to_item};
-use super::{build_failed, request_failed, DynamoState, Item, MAX_ATTEMPTS};
+use super::items::{from_item, key, site_pk, to_item};
+use super::{request_failed, DynamoState, Item};
 
 const SERVICE_SK_PREFIX: &str = "SERVICE#";
 
@@ -31,36 +30,23 @@ fn stored_service(item: Item) -> Result<Service, StateError> {
 
 impl DynamoState {
     pub(super) async fn put_new_service(&self, service: &Service) -> Result<(), StateError> {
-        let mut site_check = Placeholders::default();
-        let site_condition = site_check.exists();
-        let check = self.check_item(site_key(&service.site), &site_check, site_condition)?;
-        let mut fresh = Placeholders::default();
-        let fresh_condition = fresh.not_exists();
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(service_item(service)?))
-            .condition_expression(fresh_condition)
-            .set_expression_attribute_names(fresh.names())
-            .build()
-            .map_err(build_failed)?;
-        let items = vec![check, TransactWriteItem::builder().put(put).build()];
-        for _ in 1..=MAX_ATTEMPTS {
-            if self.transact(items.clone()).await? {
-                return Ok(());
-            }
-            // Name what failed from what is stored now.
+        let existing = || async {
             match self.load_service(&service.site, &service.name).await {
-                Ok(_) => {
-                    return Err(StateError::ServiceExists {
-                        site: service.site.clone(),
-                        service: service.name.clone(),
-                    })
-                }
-                Err(StateError::ServiceNotFound { .. }) => {}
-                Err(e) => return Err(e),
+                Ok(_) => Ok(Some(StateError::ServiceExists {
+                    site: service.site.clone(),
+                    service: service.name.clone(),
+                })),
+                Err(StateError::ServiceNotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
             }
-        }
-        Err(Self::contended("create_service"))
+        };
+        self.put_new_in_site(
+            &service.site,
+            service_item(service)?,
+            "create_service",
+            existing,
+        )
+        .await
     }
 
     /// The service; a missing one is SiteNotFound when the site is missing too.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem};
 use slipway_core::decisions::{decide, Decision, Need, Outcome, Plan, Snapshot, Step};
 use slipway_core::model::{Deployment, DeploymentStatus, LifecycleError, Preview, Site};
 use slipway_core::names::{DeploymentId, ServiceName, SiteName, TargetName};
@@ -269,32 +269,20 @@ impl StateStore for DynamoState {
     }
 
     async fn create_deployment(&self, deployment: &Deployment) -> Result<(), StateError> {
-        let mut site_check = Placeholders::default();
-        let site_condition = site_check.exists();
-        let check = self.check_item(site_key(&deployment.site), &site_check, site_condition)?;
-        let mut fresh = Placeholders::default();
-        let fresh_condition = fresh.not_exists();
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(deployment_item(deployment)?))
-            .condition_expression(fresh_condition)
-            .set_expression_attribute_names(fresh.names())
-            .build()
-            .map_err(build_failed)?;
-        let items = vec![check, TransactWriteItem::builder().put(put).build()];
-        for attempt in 1..=MAX_ATTEMPTS {
-            if self.transact(items.clone()).await? {
-                return Ok(());
-            }
-            // Name what failed from what is stored now.
+        let existing = || async {
             match self.load_deployment(&deployment.site, &deployment.id).await {
-                Ok(_) => return Err(DynamoError::DeploymentExists(deployment.id).into()),
-                Err(StateError::DeploymentNotFound(_)) => {}
-                Err(e) => return Err(e),
+                Ok(_) => Ok(Some(DynamoError::DeploymentExists(deployment.id).into())),
+                Err(StateError::DeploymentNotFound(_)) => Ok(None),
+                Err(e) => Err(e),
             }
-            tracing::debug!(site = %deployment.site, deployment_id = %deployment.id, attempt, "create_deployment raced; trying again");
-        }
-        Err(Self::contended("create_deployment"))
+        };
+        self.put_new_in_site(
+            &deployment.site,
+            deployment_item(deployment)?,
+            "create_deployment",
+            existing,
+        )
+        .await
     }
 
     async fn get_deployment(
