@@ -285,7 +285,14 @@ mod tests {
         );
         assert_eq!(api.pipeline.table, "acme-slipway");
         assert_eq!(api.pipeline.kvs_arn.as_str(), KVS);
-        assert_eq!(api.pipeline.hosts, Hosts::single("sites.example.com"));
+        // One domain for sites and previews; services get their address from API Gateway.
+        assert_eq!(
+            api.pipeline.hosts,
+            Hosts {
+                service_domain: None,
+                ..Hosts::single("sites.example.com")
+            }
+        );
         assert_eq!(
             api.pipeline.urls.url("docs.sites.example.com"),
             "https://docs.sites.example.com/"
