@@ -40,8 +40,8 @@ if mode == "crash-init":
 if mode == "init-error":
     post(api + "/init/error", {"errorType": "Custom.ConfigMissing", "errorMessage": "no config"}, "Custom.ConfigMissing")
     sys.exit(1)
-if mode == "hang-init":
-    time.sleep(60)
+if mode == "slow-init":
+    time.sleep(1)
 
 while True:
     with urllib.request.urlopen(api + "/invocation/next") as r:
@@ -452,6 +452,29 @@ async fn invocations_beyond_the_concurrency_limit_are_throttled() {
     );
     // Free again: the same instance serves.
     response(&pool.invoke(event(json!({}))).await.unwrap().outcome);
+    assert_eq!(pool.running(), 1);
+}
+
+#[tokio::test]
+async fn an_instance_still_starting_counts_against_the_concurrency_limit() {
+    let fixture = Fixture::new();
+    let code = fixture.code("custom", &[("bootstrap", BOOTSTRAP, true)]);
+    let config = FunctionConfig {
+        concurrency: Concurrency::try_from(1).unwrap(),
+        ..FunctionConfig::defaults(Runtime::ProvidedAl2023)
+    };
+    let pool = Arc::new(fixture.pool(code, config, &[("MODE", "slow-init")]));
+    let cold = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.invoke(event(json!({}))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let throttled = pool.invoke(event(json!({}))).await;
+    assert!(
+        matches!(throttled, Err(InvokeError::Throttled { limit: 1, .. })),
+        "{throttled:?}"
+    );
+    response(&cold.await.unwrap().unwrap().outcome);
     assert_eq!(pool.running(), 1);
 }
 

@@ -90,13 +90,13 @@ impl FunctionPool {
             };
             match instance.started(INIT_LIMIT).await {
                 Started::Ready => {
-                    self.instances().push(instance.clone());
                     if let Some(reply) = instance.claim(event()) {
                         break (instance, reply);
                     }
                 }
                 Started::Failed(failure) => {
                     // The environment is gone; the next invocation starts a fresh one.
+                    self.remove(&instance);
                     return Ok(self.finished(&request_id, failure, began));
                 }
             }
@@ -188,8 +188,17 @@ impl FunctionPool {
         }
         let id = self.next_instance.fetch_add(1, Ordering::SeqCst);
         let started = Instance::start(id, &self.spec, &self.interpreters, self.logs.clone()).await;
+        // Counted from its spawn, not from its first `/next`: an instance still in its init
+        // holds a place under the concurrency limit.
+        let started = started.map(|started| {
+            started.map(|instance| {
+                let instance = Arc::new(instance);
+                self.instances().push(instance.clone());
+                instance
+            })
+        });
         self.starting.fetch_sub(1, Ordering::SeqCst);
-        Ok(started?.map(Arc::new))
+        started
     }
 
     fn remove(&self, instance: &Arc<Instance>) {
